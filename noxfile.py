@@ -1,0 +1,62 @@
+"""Developer tasks: `nox -s tests`, `lint`, `typecheck`, `docs`, `demo`, `bench`.
+
+Sessions use pip-based venvs and install the pinned torch pair first; on this project's
+machines those wheels come from the local disk instead of a multi-GB download.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_venv = "yes"
+
+TORCH = ("torch==2.14.1", "torchvision==0.29.1")
+
+
+def install_project(session: nox.Session, *extras: str) -> None:
+    session.install(*TORCH)
+    session.install("-e", f".[{','.join(extras)}]" if extras else ".", "-e", "plugins/simclr")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite (CPU only, a few minutes on 2 cores)."""
+    install_project(session, "test", "tensorboard")
+    session.install("setuptools")  # the tests pip-install small plugin distributions
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "src", "plugins", "tests", "noxfile.py", "benchmarks")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    install_project(session)
+    session.install("mypy")
+    session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Regenerate the argument pages and the CLI reference under docs/."""
+    install_project(session)
+    session.run("ssl", "docs", "--out", "docs")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Pretrain SimCLR on a small built-in example set and print a summary."""
+    install_project(session)
+    session.run("python", "-m", "ssl_core.demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Throughput benchmarks; writes benchmarks/RESULTS.md."""
+    install_project(session)
+    session.run("python", "benchmarks/bench.py", *session.posargs)

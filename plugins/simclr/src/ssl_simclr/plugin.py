@@ -1,0 +1,52 @@
+"""SimCLR's registration: the Method and Transform classes, without torch at import time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ssl_core import Method, OptimizerArgs, Transform, hookimpl
+from ssl_simclr.args import SimCLRArgs, SimCLRTransformArgs
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ssl_core.backbones.backbone import Backbone
+
+
+class SimCLRTransform(Transform):
+    name = "simclr"
+    description = "Two views: random resized crop, flip, color jitter, grayscale, blur, normalise."
+    args_model = SimCLRTransformArgs
+
+    def build(self) -> Any:
+        from ssl_simclr.views import SimCLRViews
+
+        return SimCLRViews(self.args)
+
+
+class SimCLR(Method):
+    name = "simclr"
+    description = (
+        "SimCLR (Chen et al. 2020): contrast two augmented views of each image against the "
+        "batch's other views with the NT-Xent loss."
+    )
+    args_model = SimCLRArgs
+    transform = "simclr"
+    default_epochs = 100
+    default_optimizer = OptimizerArgs(name="sgd", lr=0.3, momentum=0.9, weight_decay=1e-4)
+    sync_batchnorm = True
+
+    def build(self, backbone: Backbone) -> nn.Module:
+        from ssl_simclr.model import SimCLRModel
+
+        return SimCLRModel(backbone, self.args)
+
+
+@hookimpl
+def ssl_register_methods(register: Any) -> None:
+    register(SimCLR)
+
+
+@hookimpl
+def ssl_register_transforms(register: Any) -> None:
+    register(SimCLRTransform)

@@ -1,0 +1,77 @@
+"""ssl-core: self-supervised pretraining of vision backbones, with methods as plugins.
+
+Importing ``ssl_core`` is cheap: torch loads only when a model is built or training starts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ssl_core.args import StrictArgs
+from ssl_core.backbones.provider import BackboneProvider
+from ssl_core.errors import ConfigError, PluginError, SSLCoreError, UnknownNameError
+from ssl_core.hookspecs import hookimpl
+from ssl_core.method import Method
+from ssl_core.optimizer_args import OptimizerArgs
+from ssl_core.plugins import host
+from ssl_core.transforms.base import Transform
+
+if TYPE_CHECKING:
+    from ssl_core.backbones.backbone import Backbone
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackboneProvider",
+    "ConfigError",
+    "Method",
+    "OptimizerArgs",
+    "PluginError",
+    "SSLCoreError",
+    "StrictArgs",
+    "Transform",
+    "UnknownNameError",
+    "build_backbone",
+    "get_method",
+    "get_transform",
+    "hookimpl",
+    "list_methods",
+    "list_models",
+    "list_transforms",
+    "pretrain",
+]
+
+
+def list_methods(filter: str = "") -> list[str]:
+    """Names of the installed methods, optionally filtered (fnmatch pattern or substring)."""
+    return host.registry.list_methods(filter)
+
+
+def get_method(name: str) -> type[Method]:
+    """The method class registered as ``name``; UnknownNameError lists what exists."""
+    return host.registry.get_method(name)
+
+
+def list_transforms(filter: str = "") -> list[str]:
+    return host.registry.list_transforms(filter)
+
+
+def get_transform(name: str) -> type[Transform]:
+    return host.registry.get_transform(name)
+
+
+def list_models(filter: str = "") -> list[str]:
+    """Backbone names such as ``torchvision/resnet18``; imports each provider's library."""
+    return host.registry.list_models(filter)
+
+
+def build_backbone(name: str, **model_args: Any) -> Backbone:
+    """A randomly initialised backbone for a registry name."""
+    return host.registry.build_backbone(name, **model_args)
+
+
+def pretrain(*args: Any, **kwargs: Any) -> Any:
+    """Pretrain a backbone; see ``ssl_core.pretraining.pretrain`` for the arguments."""
+    from ssl_core.pretraining import pretrain as _pretrain
+
+    return _pretrain(*args, **kwargs)

@@ -1,0 +1,3 @@
+from ssl_core.cli import main
+
+main()

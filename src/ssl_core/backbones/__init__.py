@@ -1,0 +1,1 @@
+"""Backbone providers (torchvision, timm) and the Backbone wrapper the methods train."""

@@ -1,0 +1,375 @@
+"""The ``ssl`` command line. Listing and help never import torch; ``pretrain`` does, late."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from typer.core import TyperCommand
+
+from ssl_core.args import merge, parse_key_values
+from ssl_core.errors import SSLCoreError
+from ssl_core.plugins import PluginWarning, host
+
+app = typer.Typer(
+    name="ssl",
+    help="Self-supervised pretraining of vision backbones. Methods, backbones and transforms "
+    "come from plugins; `ssl plugins` shows what is installed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+methods_app = typer.Typer(help="List and describe pretraining methods.", no_args_is_help=True)
+models_app = typer.Typer(help="List backbone models.", no_args_is_help=True)
+transforms_app = typer.Typer(help="List and describe view transforms.", no_args_is_help=True)
+app.add_typer(methods_app, name="methods")
+app.add_typer(models_app, name="models")
+app.add_typer(transforms_app, name="transforms")
+
+
+def out() -> Console:
+    return Console(highlight=False)
+
+
+def err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A user's mistake ends in one clear paragraph and exit code 2, not a traceback."""
+    try:
+        yield
+    except SSLCoreError as exc:
+        err().print(f"[bold red]Error:[/bold red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    if issubclass(category, PluginWarning):
+        err().print(f"[yellow]Warning:[/yellow] {escape(str(message))}", soft_wrap=True)
+    else:
+        _default_showwarning(message, category, *args, **kwargs)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ssl_core import __version__
+
+        out().print(f"ssl-core {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Show the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
+    warnings.showwarning = _show_warning
+
+
+# --- methods, transforms, models, plugins -------------------------------------------------
+
+
+@methods_app.command("list")
+def methods_list(
+    filter: str = typer.Argument("", help="fnmatch pattern or substring, e.g. 'sim*'."),
+) -> None:
+    """List the installed pretraining methods."""
+    with user_errors():
+        registry = host.registry
+        table = Table("Method", "Plugin", "Description")
+        for name in registry.list_methods(filter):
+            plugin, cls = registry.methods[name]
+            table.add_row(name, plugin, escape(cls.description))
+        out().print(table)
+
+
+@methods_app.command("show")
+def methods_show(name: str = typer.Argument(..., help="Method name, e.g. simclr.")) -> None:
+    """Show a method's arguments, transform arguments and optimiser defaults."""
+    with user_errors():
+        print_method_help(name, out())
+
+
+def print_method_help(name: str, console: Console) -> None:
+    from ssl_core.config import method_transform_defaults
+    from ssl_core.docs import schema_rows
+    from ssl_core.optimizer_args import OptimizerArgs
+
+    method_cls = host.registry.get_method(name)
+    transform_cls, transform_defaults = method_transform_defaults(method_cls)
+    console.print(f"[bold]{name}[/bold]: {escape(method_cls.description)}", soft_wrap=True)
+    console.print(f"Default epochs: {method_cls.default_epochs}")
+    sections = [
+        ("Method arguments (--method-args KEY=VALUE)", schema_rows(method_cls.args_model)),
+        (
+            f"Transform '{transform_cls.name}' arguments (--transform-args KEY=VALUE)",
+            schema_rows(transform_cls.args_model, transform_defaults),
+        ),
+        (
+            "Optimiser defaults (--optim-args KEY=VALUE)",
+            schema_rows(OptimizerArgs, method_cls.default_optimizer),
+        ),
+    ]
+    for title, rows in sections:
+        table = Table(
+            "Argument", "Type", "Default", "Description", title=title, title_justify="left"
+        )
+        for row in rows:
+            table.add_row(*map(escape, row))
+        console.print(table)
+
+
+@transforms_app.command("list")
+def transforms_list(filter: str = typer.Argument("", help="fnmatch pattern or substring.")) -> None:
+    """List the installed view transforms."""
+    with user_errors():
+        registry = host.registry
+        table = Table("Transform", "Plugin", "Description")
+        for name in registry.list_transforms(filter):
+            plugin, cls = registry.transforms[name]
+            table.add_row(name, plugin, escape(cls.description))
+        out().print(table)
+
+
+@transforms_app.command("show")
+def transforms_show(name: str = typer.Argument(..., help="Transform name.")) -> None:
+    """Show a transform's arguments and defaults."""
+    from ssl_core.docs import schema_rows
+
+    with user_errors():
+        cls = host.registry.get_transform(name)
+        table = Table(
+            "Argument", "Type", "Default", "Description", title=escape(f"{name}: {cls.description}")
+        )
+        for row in schema_rows(cls.args_model):
+            table.add_row(*map(escape, row))
+        out().print(table)
+
+
+@models_app.command("list")
+def models_list(
+    filter: str = typer.Argument(
+        "", help="fnmatch pattern or substring, e.g. 'torchvision/resnet*' or 'convnext'."
+    ),
+) -> None:
+    """List backbone names usable as --model (one per line)."""
+    with user_errors():
+        names = host.registry.list_models(filter)
+        if not names:
+            raise_user(f"No model matches '{filter}'. Try `ssl models list` without a filter.")
+        console = out()
+        for name in names:
+            console.print(name, soft_wrap=True)
+
+
+@app.command("plugins")
+def plugins() -> None:
+    """Show the installed plugins, their versions and what each registers."""
+    with user_errors():
+        host.registry  # loads every plugin and records what it registers  # noqa: B018
+        table = Table("Plugin", "Distribution", "Version", "Status", "Registers")
+        for info in sorted(host.plugins.values(), key=lambda i: i.name):
+            registers = "; ".join(
+                f"{kind}: {', '.join(names)}" for kind, names in sorted(info.registers.items())
+            )
+            status = {"loaded": "[green]loaded[/green]", "blocked": "[yellow]blocked[/yellow]"}.get(
+                info.status, f"[red]broken[/red]: {escape(info.error)}"
+            )
+            table.add_row(info.name, info.distribution, info.version, status, escape(registers))
+        out().print(table)
+
+
+@app.command("docs")
+def docs(
+    out_dir: Path = typer.Option(Path("docs"), "--out", help="Docs directory to write into."),
+    check: bool = typer.Option(
+        False, "--check", help="Write nothing; exit 1 if the pages are stale."
+    ),
+) -> None:
+    """Generate the argument pages of every installed method and the CLI reference."""
+    from ssl_core import docs as docs_module
+
+    with user_errors():
+        if check:
+            stale = docs_module.stale(out_dir)
+            for path in stale:
+                err().print(f"stale: {path}")
+            if stale:
+                err().print("Run `ssl docs` to regenerate.")
+                raise typer.Exit(1)
+            out().print("Generated docs are up to date.")
+            return
+        for path in docs_module.write(out_dir):
+            out().print(f"wrote {path}")
+
+
+# --- pretrain ------------------------------------------------------------------------------
+
+
+def method_from_argv(args: list[str]) -> str | None:
+    """The method named on a command line, before click parses it (for --help)."""
+    for i, arg in enumerate(args):
+        if arg == "--method" and i + 1 < len(args):
+            return args[i + 1]
+        for prefix in ("--method=", "method="):
+            if arg.startswith(prefix):
+                return arg[len(prefix) :]
+    return None
+
+
+class PretrainCommand(TyperCommand):
+    """Adds the chosen method's own arguments below the common options in ``--help``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["ssl_method"] = method_from_argv(args)
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        super().format_help(ctx, formatter)
+        name = ctx.meta.get("ssl_method") or "simclr"
+        console = out()
+        console.print()
+        try:
+            print_method_help(name, console)
+        except SSLCoreError as exc:
+            console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
+
+
+def raise_user(message: str) -> None:
+    err().print(f"[bold red]Error:[/bold red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command(
+    "pretrain",
+    cls=PretrainCommand,
+    context_settings={"help_option_names": ["--help", "-h"]},
+)
+def pretrain_command(
+    pairs: list[str] = typer.Argument(
+        None,
+        metavar="[KEY=VALUE]...",
+        help="LightlyTrain-style settings, e.g. out=run data=imgs method_args.temperature=0.2.",
+        show_default=False,
+    ),
+    out_: str = typer.Option(None, "--out", help="Output directory."),
+    data: list[str] = typer.Option(
+        None, "--data", help="Image directory or file (repeatable).", show_default=False
+    ),
+    model: str = typer.Option(None, "--model", help="Backbone, e.g. torchvision/resnet18."),
+    method: str = typer.Option(None, "--method", help="Method (default simclr)."),
+    method_args: list[str] = typer.Option(
+        None, "--method-args", help="Method argument KEY=VALUE (repeatable).", show_default=False
+    ),
+    transform_args: list[str] = typer.Option(
+        None,
+        "--transform-args",
+        help="Transform argument KEY=VALUE (repeatable).",
+        show_default=False,
+    ),
+    optim_args: list[str] = typer.Option(
+        None, "--optim-args", help="Optimiser argument KEY=VALUE (repeatable).", show_default=False
+    ),
+    model_args: list[str] = typer.Option(
+        None,
+        "--model-args",
+        help="Backbone constructor KEY=VALUE (repeatable).",
+        show_default=False,
+    ),
+    epochs: int = typer.Option(None, "--epochs", help="Epochs (default: the method's)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Global batch size (default 256)."),
+    num_workers: str = typer.Option(None, "--num-workers", help="Loader processes or 'auto'."),
+    devices: str = typer.Option(None, "--devices", help="Processes on this node, or 'auto'."),
+    accelerator: str = typer.Option(None, "--accelerator", help="auto, cpu or cuda."),
+    precision: str = typer.Option(None, "--precision", help="auto, 32-true or bf16-mixed."),
+    seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start again in a non-empty --out."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from --out's last checkpoint."),
+) -> None:
+    """Pretrain a backbone on a folder of images.
+
+    Options and KEY=VALUE pairs can be mixed; `ssl pretrain --method NAME --help` lists that
+    method's arguments.
+    """
+    with user_errors():
+        values: dict[str, Any] = parse_key_values(pairs or [], "KEY=VALUE")
+        options = {
+            "out": out_,
+            "data": (data[0] if len(data) == 1 else list(data)) if data else None,
+            "model": model,
+            "method": method,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "num_workers": num_workers,
+            "devices": devices,
+            "accelerator": accelerator,
+            "precision": precision,
+            "seed": seed,
+            "overwrite": overwrite or None,
+            "resume": resume or None,
+        }
+        for key, value in options.items():
+            if value is not None:
+                values[key] = value
+        for key, given in (
+            ("method_args", method_args),
+            ("transform_args", transform_args),
+            ("optim_args", optim_args),
+            ("model_args", model_args),
+        ):
+            if given:
+                values[key] = merge(
+                    values.get(key) or {}, parse_key_values(given, f"--{key.replace('_', '-')}")
+                )
+        missing = [k for k in ("out", "data", "model") if not values.get(k)]
+        if missing:
+            raise_user(
+                "Missing "
+                + ", ".join(f"--{k}" for k in missing)
+                + ". Example: ssl pretrain --out out/run --data my_images "
+                "--model torchvision/resnet18 --method simclr"
+            )
+        from ssl_core import config
+
+        resolved = config.resolve(values, from_strings=True)
+        run_pretraining(resolved)
+
+
+def run_pretraining(resolved: Any) -> None:
+    """Hand the validated configuration to the training engine."""
+    try:
+        from ssl_core.pretraining import run
+    except ImportError:
+        raise_user(
+            f"The configuration is valid (method {resolved.args.method}, model "
+            f"{resolved.args.model}), but this version of ssl-core has no training engine yet."
+        )
+        return
+    run(resolved)
+
+
+def main() -> None:
+    warnings.showwarning = _show_warning
+    try:
+        app()
+    except KeyboardInterrupt:
+        err().print("Interrupted.")
+        sys.exit(130)

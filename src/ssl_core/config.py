@@ -1,0 +1,170 @@
+"""The pretraining configuration: every argument validated before any data is read or model
+built, and resolved against the method's defaults."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ssl_core.args import StrictArgs, validate_args
+from ssl_core.errors import ConfigError
+from ssl_core.method import Method
+from ssl_core.optimizer_args import OptimizerArgs
+from ssl_core.plugins import host
+
+Accelerator = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "32-true", "bf16-mixed"]
+
+
+class PretrainArgs(StrictArgs):
+    """Top-level arguments of ``pretrain`` (the nested ``*_args`` are checked by their schema)."""
+
+    out: str = Field(..., description="Output directory for checkpoints, logs and the export.")
+    data: str | list[str] = Field(..., description="Image directory, or a list of files/dirs.")
+    model: str = Field(..., description="Backbone name, e.g. torchvision/resnet18.")
+    method: str = Field("simclr", description="Pretraining method.")
+    method_args: dict[str, Any] | None = Field(None, description="The method's arguments.")
+    transform_args: dict[str, Any] | None = Field(None, description="The transform's arguments.")
+    optim_args: dict[str, Any] | None = Field(None, description="Optimiser arguments.")
+    model_args: dict[str, Any] | None = Field(None, description="Backbone constructor arguments.")
+    epochs: int | None = Field(None, gt=0, description="Epochs; None: the method's default.")
+    batch_size: int = Field(256, gt=0, description="Global batch size (all devices together).")
+    num_workers: int | Literal["auto"] = Field("auto", description="Data loader processes.")
+    devices: int | Literal["auto"] = Field("auto", description="Processes/devices on this node.")
+    accelerator: Accelerator = Field("auto", description="cpu, cuda, or auto.")
+    precision: Precision = Field("auto", description="32-true, bf16-mixed, or auto.")
+    seed: int = Field(0, description="Random seed.")
+    overwrite: bool = Field(False, description="Delete a non-empty out directory first.")
+    resume: bool = Field(False, description="Continue from out/checkpoints/last.ckpt.")
+
+    def nested(self) -> dict[str, Any]:
+        return {
+            "method_args": self.method_args or {},
+            "transform_args": self.transform_args or {},
+            "optim_args": self.optim_args or {},
+        }
+
+
+TOP_LEVEL_KEYS = tuple(PretrainArgs.model_fields)
+
+
+class ResolvedConfig(BaseModel):
+    """Everything the engine needs, validated; ``to_json`` is what ``config.json`` holds."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    args: PretrainArgs
+    method_cls: Any
+    method_args: Any
+    transform_cls: Any
+    transform_args: Any
+    optim_args: OptimizerArgs
+    epochs: int
+    custom_model: Any = None  # a user's nn.Module, when given instead of a name
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.args.model_dump(mode="json")
+        data.update(
+            method_args=self.method_args.model_dump(mode="json"),
+            transform_args=self.transform_args.model_dump(mode="json"),
+            optim_args=self.optim_args.model_dump(mode="json"),
+            epochs=self.epochs,
+        )
+        return data
+
+
+def method_transform_defaults(method_cls: type[Method]) -> tuple[Any, Any]:
+    """The transform class a method uses and its defaults with the method's overrides."""
+    transform_cls = host.registry.get_transform(method_cls.transform)
+    defaults = validate_args(
+        transform_cls.args_model, method_cls.transform_defaults, "transform_args"
+    )
+    return transform_cls, defaults
+
+
+def resolve(values: Mapping[str, Any], *, from_strings: bool = False) -> ResolvedConfig:
+    """Validate ``values`` (pretrain's keyword arguments, or strings from the command line).
+
+    Checks names and types only; it reads no data and builds no model.
+    """
+    values = dict(values)
+    model = values.get("model")
+    custom_model = None
+    if model is not None and not isinstance(model, str):
+        custom_model = model
+        values["model"] = f"custom/{type(model).__name__}"
+    for key in ("method_args", "transform_args", "optim_args", "model_args"):
+        if isinstance(values.get(key), BaseModel):
+            values[key] = values[key].model_dump()
+    if isinstance(values.get("data"), (str, Path)):
+        values["data"] = str(values["data"])
+    elif isinstance(values.get("data"), (list, tuple)):
+        values["data"] = [str(p) for p in values["data"]]
+    if isinstance(values.get("out"), Path):
+        values["out"] = str(values["out"])
+    nested: dict[str, Any] = {}
+    for key in ("method_args", "transform_args", "optim_args"):
+        if key in values:
+            nested[key] = values.pop(key)
+    model_args = _model_args(values.pop("model_args", None), from_strings)
+    args = validate_args(PretrainArgs, values, "", from_strings=from_strings)
+    update: dict[str, Any] = {**nested, "model_args": model_args}
+    args = args.model_copy(update=update)
+    if args.overwrite and args.resume:
+        raise ConfigError("overwrite and resume exclude each other: choose one.")
+
+    method_cls = host.registry.get_method(args.method)
+    method_args = validate_args(
+        method_cls.args_model, args.method_args, "method_args", from_strings=from_strings
+    )
+    transform_cls, transform_defaults = method_transform_defaults(method_cls)
+    transform_args = validate_args(
+        transform_cls.args_model,
+        args.transform_args,
+        "transform_args",
+        from_strings=from_strings,
+        base=transform_defaults,
+    )
+    optim_args = validate_args(
+        OptimizerArgs,
+        args.optim_args,
+        "optim_args",
+        from_strings=from_strings,
+        base=method_cls.default_optimizer,
+    )
+    if custom_model is None:
+        host.registry.resolve_model(args.model)
+    return ResolvedConfig(
+        args=args,
+        method_cls=method_cls,
+        method_args=method_args,
+        transform_cls=transform_cls,
+        transform_args=transform_args,
+        optim_args=optim_args,
+        epochs=args.epochs or method_cls.default_epochs,
+        custom_model=custom_model,
+    )
+
+
+def _model_args(value: Any, from_strings: bool) -> dict[str, Any] | None:
+    """Backbone constructor arguments pass through; command-line strings are read as JSON
+    literals where they are one (``image_size=64`` gives an int)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"model_args must be a mapping of argument names to values, got {value!r}."
+        )
+    if not from_strings:
+        return dict(value)
+    parsed = {}
+    for key, text in value.items():
+        try:
+            parsed[key] = json.loads(text)
+        except (TypeError, ValueError):
+            parsed[key] = text
+    return parsed

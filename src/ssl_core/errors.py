@@ -1,0 +1,43 @@
+"""Errors a user can cause and fix; the CLI prints them as one paragraph, no traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SSLCoreError(Exception):
+    """Base of every error that is the user's to fix (bad name, bad argument, bad path)."""
+
+
+class UnknownNameError(SSLCoreError, KeyError):
+    """A method, backbone or transform name that no plugin registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        self.known = sorted(known)
+        message = f"Unknown {kind} '{name}'."
+        close = difflib.get_close_matches(name, self.known, n=1, cutoff=0.6)
+        if close:
+            message += f" Did you mean '{close[0]}'?"
+        if self.known:
+            shown = ", ".join(self.known[:20])
+            more = f" (and {len(self.known) - 20} more)" if len(self.known) > 20 else ""
+            message += f" Available: {shown}{more}."
+        else:
+            message += f" No {kind} is registered: is a plugin that provides one installed?"
+        if hint:
+            message += f" {hint}"
+        super().__init__(message)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ConfigError(SSLCoreError, ValueError):
+    """An argument the user gave is unknown, ill-typed or out of range."""
+
+
+class PluginError(SSLCoreError):
+    """Plugins that cannot work together, e.g. two registering the same name."""

@@ -1,0 +1,26 @@
+"""The Transform interface: a named, schema-described recipe that turns one image into views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ssl_core.args import StrictArgs
+
+
+class Transform:
+    """Subclasses set ``name``, ``description`` and ``args_model`` and implement ``build``.
+
+    ``build`` returns a callable taking one uint8 image tensor (C×H×W, RGB) and returning the
+    list of float views; it may import torch.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    args_model: ClassVar[type[StrictArgs]]
+
+    def __init__(self, args: StrictArgs) -> None:
+        self.args = args
+
+    def build(self) -> Callable[[Any], list[Any]]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement build()")

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ssl_core.plugins import host
+
+TESTS = Path(__file__).parent
+SHARED_DATA = TESTS.parent.parent / "shared" / "data" / "cifar10-train-10k"
+SSL_SCRIPT = Path(sys.executable).with_name("ssl")
+WIDE = {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins():
+    """Each test sees the plugins as a new process would."""
+    host.reset()
+    yield
+    host.reset()
+
+
+def run_ssl(
+    *args: str, extra_path: list[Path] | None = None, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run the installed ``ssl`` console script as a user would."""
+    environment = {**os.environ, **WIDE, **(env or {})}
+    if extra_path:
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [str(p) for p in extra_path] + [environment.get("PYTHONPATH", "")]
+        )
+    return subprocess.run(
+        [str(SSL_SCRIPT), *args], capture_output=True, text=True, env=environment, timeout=timeout
+    )
+
+
+def _install(source: Path, target: Path) -> Path:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+@pytest.fixture(scope="session")
+def installed_plugins(tmp_path_factory) -> dict[str, Path]:
+    """Real distributions of a working and a broken third-party plugin, each installed with
+    pip into its own directory (added to sys.path or PYTHONPATH by the tests that want it)."""
+    root = tmp_path_factory.mktemp("plugin-sites")
+    return {
+        name: _install(TESTS / "plugins" / name, root / name)
+        for name in ("fake_method", "broken_plugin")
+    }
+
+
+@pytest.fixture
+def with_site(monkeypatch):
+    """Make an installed plugin directory visible to importlib.metadata in this process."""
+
+    def add(path: Path) -> None:
+        monkeypatch.syspath_prepend(str(path))
+
+    return add
+
+
+def cifar_dir() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared CIFAR-10 subset not found at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,61 @@
+"""Help, listing and docs must not import torch: they answer before torch would load."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+PROBE = """
+import sys
+sys.argv = ["ssl", *{args!r}]
+from ssl_core.cli import app
+try:
+    app()
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in ("torch", "torchvision", "timm", "numpy") if m in sys.modules)
+print("HEAVY=" + ",".join(heavy), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["methods", "list"],
+        ["methods", "show", "simclr"],
+        ["transforms", "show", "simclr"],
+        ["plugins"],
+        ["pretrain", "--method", "simclr", "--help"],
+    ],
+)
+def test_command_does_not_import_torch(args):
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True
+    )
+    assert "HEAVY=\n" in result.stderr, result.stderr[-2000:]
+
+
+def test_importing_ssl_core_and_simclr_is_torch_free():
+    code = (
+        "import sys, ssl_core, ssl_simclr; ssl_core.list_methods(); print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_methods_list_is_fast_relative_to_importing_torch(record_property):
+    """Not a timing assertion: records both so the ratio shows in the test report."""
+
+    def timed(argv):
+        start = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True)
+        return time.perf_counter() - start
+
+    listing = timed([sys.executable, "-m", "ssl_core", "methods", "list"])
+    torch_import = timed([sys.executable, "-c", "import torch"])
+    record_property("methods_list_seconds", round(listing, 3))
+    record_property("import_torch_seconds", round(torch_import, 3))
