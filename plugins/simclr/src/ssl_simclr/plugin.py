@@ -17,6 +17,7 @@ class SimCLRTransform(Transform):
     name = "simclr"
     description = "Two views: random resized crop, flip, color jitter, grayscale, blur, normalise."
     args_model = SimCLRTransformArgs
+    args: SimCLRTransformArgs
 
     def build(self) -> Any:
         from ssl_simclr.views import SimCLRViews
@@ -31,6 +32,7 @@ class SimCLR(Method):
         "batch's other views with the NT-Xent loss."
     )
     args_model = SimCLRArgs
+    args: SimCLRArgs
     transform = "simclr"
     default_epochs = 100
     default_optimizer = OptimizerArgs(name="sgd", lr=0.3, momentum=0.9, weight_decay=1e-4)
