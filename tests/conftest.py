@@ -82,3 +82,33 @@ def cifar_dir() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared CIFAR-10 subset not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cifar_subset(tmp_path_factory) -> Path:
+    """30 images of each CIFAR-10 class as symlinks (the scan must follow them)."""
+    source = cifar_dir()
+    root = tmp_path_factory.mktemp("cifar-subset")
+    for class_dir in sorted(p for p in source.iterdir() if p.is_dir()):
+        target = root / class_dir.name
+        target.mkdir()
+        for image in sorted(class_dir.glob("*.jpg"))[:30]:
+            (target / image.name).symlink_to(image)
+    return root
+
+
+def held_apart_cifar(per_class_bank: int = 80, per_class_query: int = 20):
+    """Images never trained on (the last of each class): a kNN bank and queries."""
+    from ssl_core.data.decode import decode_file
+
+    source = cifar_dir()
+    bank, bank_labels, queries, query_labels = [], [], [], []
+    for label, class_dir in enumerate(sorted(p for p in source.iterdir() if p.is_dir())):
+        images = sorted(class_dir.glob("*.jpg"))[-(per_class_bank + per_class_query) :]
+        for i, path in enumerate(images):
+            target, labels = (bank, bank_labels) if i < per_class_bank else (queries, query_labels)
+            target.append(decode_file(path))
+            labels.append(label)
+    import torch
+
+    return bank, torch.tensor(bank_labels), queries, torch.tensor(query_labels)

@@ -14,6 +14,7 @@ from ssl_core.hookspecs import hookimpl
 from ssl_core.method import Method
 from ssl_core.optimizer_args import OptimizerArgs
 from ssl_core.plugins import host
+from ssl_core.pretraining import pretrain
 from ssl_core.transforms.base import Transform
 
 if TYPE_CHECKING:
@@ -68,10 +69,3 @@ def list_models(filter: str = "") -> list[str]:
 def build_backbone(name: str, **model_args: Any) -> Backbone:
     """A randomly initialised backbone for a registry name."""
     return host.registry.build_backbone(name, **model_args)
-
-
-def pretrain(*args: Any, **kwargs: Any) -> Any:
-    """Pretrain a backbone; see ``ssl_core.pretraining.pretrain`` for the arguments."""
-    from ssl_core.pretraining import pretrain as _pretrain
-
-    return _pretrain(*args, **kwargs)

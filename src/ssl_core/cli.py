@@ -354,16 +354,25 @@ def pretrain_command(
 
 
 def run_pretraining(resolved: Any) -> None:
-    """Hand the validated configuration to the training engine."""
-    try:
-        from ssl_core.pretraining import run
-    except ImportError:
-        raise_user(
-            f"The configuration is valid (method {resolved.args.method}, model "
-            f"{resolved.args.model}), but this version of ssl-core has no training engine yet."
-        )
-        return
-    run(resolved)
+    """Hand the validated configuration to the training engine and show the summary."""
+    from ssl_core.pretraining import run
+
+    result = run(resolved)
+    table = Table(title="Pretraining finished", show_header=False, title_justify="left")
+    for key, value in (
+        ("Exported backbone", str(result.exported_model)),
+        ("Checkpoint", str(result.checkpoint)),
+        ("Images", f"{result.images} ({result.skipped_images} skipped)"),
+        ("Epochs / steps", f"{result.epochs} / {result.steps}"),
+        ("Final loss", f"{result.final_loss:.4f}"),
+        (
+            "Throughput",
+            f"{result.images_per_second:.0f} images/s ({result.device}, {result.precision})",
+        ),
+        ("Time", f"{result.seconds:.0f} s"),
+    ):
+        table.add_row(key, escape(value))
+    out().print(table)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from ssl_core import Method, StrictArgs, hookimpl
 class FakeArgs(StrictArgs):
     sharpness: float = Field(3.5, description="How sharp the fake method is.")
     layers: int = Field(4, description="How many layers the fake head has.")
+    fail_on_rank: int = Field(-1, description="Raise in the process with this rank (tests).")
 
 
 class FakeMethod(Method):
@@ -17,6 +18,11 @@ class FakeMethod(Method):
     transform = "simclr"
     transform_defaults = {"image_size": [96, 96]}
     default_epochs = 7
+
+    def build(self, backbone):
+        from ssl_fake_method.model import FakeModel
+
+        return FakeModel(backbone, self.args.fail_on_rank)
 
 
 @hookimpl

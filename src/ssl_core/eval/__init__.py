@@ -1,0 +1,1 @@
+"""Evaluating pretrained backbones: weighted kNN on their features."""

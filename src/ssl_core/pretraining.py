@@ -1,0 +1,55 @@
+"""``pretrain``: the one call users make. Validates everything, then starts the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ssl_core import config
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ssl_core.train.loop import PretrainResult
+
+
+def pretrain(
+    out: str | Path,
+    data: str | Path | Sequence[str | Path],
+    model: str | nn.Module,
+    method: str = "simclr",
+    method_args: dict[str, Any] | None = None,
+    transform_args: dict[str, Any] | None = None,
+    epochs: int | None = None,
+    batch_size: int = 256,
+    num_workers: int | Literal["auto"] = "auto",
+    devices: int | Literal["auto"] = "auto",
+    accelerator: Literal["auto", "cpu", "cuda"] = "auto",
+    precision: Literal["auto", "32-true", "bf16-mixed"] = "auto",
+    seed: int = 0,
+    overwrite: bool = False,
+    resume: bool = False,
+    optim_args: dict[str, Any] | None = None,
+    model_args: dict[str, Any] | None = None,
+    cache_images: bool | Literal["auto"] = "auto",
+) -> PretrainResult:
+    """Pretrain ``model`` on the images in ``data`` with ``method``; write results to ``out``.
+
+    ``out`` receives ``train.log``, ``config.json``, ``metrics.jsonl``,
+    ``checkpoints/last.ckpt`` and ``exported_models/exported_last.pt`` (the backbone's
+    state_dict in its library's own format). ``model`` is a registry name such as
+    ``torchvision/resnet18`` or ``timm/resnet50``, or your own ``nn.Module``. ``batch_size``
+    is the global batch over all devices. Every argument is validated before any data is
+    read or model built; mistakes raise ``ssl_core.SSLCoreError`` subclasses.
+    """
+    values = {k: v for k, v in locals().items()}
+    return run(config.resolve(values))
+
+
+def run(resolved: config.ResolvedConfig) -> PretrainResult:
+    """Train on one process, on ``devices`` processes started here, or on the processes of an
+    external launcher (torchrun, srun) when its environment is present."""
+    from ssl_core.train.launch import launch
+
+    return launch(resolved)

@@ -1,0 +1,1 @@
+"""The training engine: optimisers and schedules, precision, checkpoints, the loop."""

@@ -1,0 +1,109 @@
+"""Batch normalisation over the global batch of all processes, on any device.
+
+torch.nn.SyncBatchNorm runs on GPUs only; SimCLR's global BN must also hold for CPU runs
+(gloo), where it is what makes a 2-process step equal the 1-process step on the same batch.
+The statistics are all-reduced with a gradient-carrying all_reduce, so the gradient through
+the mean and variance includes every process's loss.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class AllReduceSum(torch.autograd.Function):
+    """Sum over processes; the backward sums the gradients the same way."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm1d/2d/3d whose training statistics cover every process's batch."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not (self.training and _distributed()):
+            return super().forward(input)
+        self._check_input_dim(input)
+        channels = input.shape[1]
+        dims = [0, *range(2, input.dim())]
+        values = input.float()
+        count = torch.full((1,), input.numel() / channels, device=input.device)
+        local = torch.cat([values.sum(dims), (values * values).sum(dims), count])
+        total = AllReduceSum.apply(local)
+        n = total[-1]
+        mean = total[:channels] / n
+        var = (total[channels : 2 * channels] / n - mean * mean).clamp_min(0)
+        if self.track_running_stats and self.running_mean is not None:
+            self._update_running_stats(mean.detach(), var.detach(), n.detach())
+        shape = [1, channels] + [1] * (input.dim() - 2)
+        out = (values - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out.to(input.dtype)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, n: torch.Tensor):
+        assert self.running_mean is not None and self.running_var is not None
+        assert self.num_batches_tracked is not None
+        self.num_batches_tracked.add_(1)
+        momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        unbiased = var * n / (n - 1).clamp_min(1)
+        self.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+        self.running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
+
+
+def convert_global_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm*d in ``module`` by GlobalBatchNorm, keeping its parameters."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(
+        module, GlobalBatchNorm
+    ):
+        converted = GlobalBatchNorm(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+        ).to(device=_device(module), dtype=_dtype(module))
+        converted.load_state_dict(module.state_dict())
+        converted.train(module.training)
+        return converted
+    for name, child in module.named_children():
+        module.add_module(name, convert_global_batchnorm(child))
+    return module
+
+
+def _device(module: nn.Module) -> torch.device:
+    tensors = [*module.parameters(), *module.buffers()]
+    return tensors[0].device if tensors else torch.device("cpu")
+
+
+def _dtype(module: nn.Module) -> torch.dtype:
+    params = list(module.parameters())
+    return params[0].dtype if params else torch.float32
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """torch's fused SyncBatchNorm on CUDA, GlobalBatchNorm elsewhere."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return convert_global_batchnorm(module)

@@ -1,0 +1,228 @@
+"""Real multi-process training on CPU with gloo: our own processes and torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import ssl_core
+from conftest import SSL_SCRIPT, WIDE, cifar_dir, run_ssl
+from ssl_core import ConfigError
+
+COMMON = [
+    "--model",
+    "torchvision/resnet18",
+    "--transform-args",
+    "image_size=32",
+    "--method-args",
+    "hidden_dim=64",
+    "--method-args",
+    "output_dim=16",
+    "--num-workers",
+    "0",
+    "--accelerator",
+    "cpu",
+    "--precision",
+    "32-true",
+]
+
+
+def steps(out):
+    return [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_processes_end_to_end_through_the_cli(cifar_subset, tmp_path):
+    out = tmp_path / "two"
+    result = run_ssl(
+        "pretrain",
+        "--out",
+        str(out),
+        "--data",
+        str(cifar_subset),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--devices",
+        "2",
+        *COMMON,
+    )
+    assert result.returncode == 0, result.stderr
+    log = (out / "train.log").read_text()
+    assert log.count("ssl-core: simclr") == 1  # rank 0 alone writes
+    assert "(16 × 2 processes)" in log
+    per_epoch = (300 // 2) // 16
+    assert steps(out) == list(range(1, 2 * per_epoch + 1))
+    state = torch.load(out / "exported_models/exported_last.pt", weights_only=True)
+    assert "conv1.weight" in state and not any("module." in k for k in state)
+
+
+def _one_step(tmp_path, images, devices):
+    result = ssl_core.pretrain(
+        out=tmp_path / f"step-{devices}",
+        data=images,
+        model="torchvision/resnet18",
+        method_args={"hidden_dim": 64, "output_dim": 16},
+        transform_args={"image_size": 32},
+        epochs=1,
+        batch_size=16,
+        num_workers=0,
+        devices=devices,
+        accelerator="cpu",
+        precision="32-true",
+        seed=3,
+    )
+    assert result.steps == 1
+    return torch.load(result.checkpoint, weights_only=True)["model"]
+
+
+def test_one_step_on_two_processes_equals_one_process(tmp_path):
+    source = sorted(cifar_dir().glob("*/*.jpg"))[::625]  # 16 images from all classes
+    images = tmp_path / "sixteen"
+    images.mkdir()
+    for path in source:
+        shutil.copy(path, images / f"{path.parent.name}_{path.name}")
+    single = _one_step(tmp_path, images, devices=1)
+    double = _one_step(tmp_path, images, devices=2)
+    torch.manual_seed(3)  # the runs build their model right after seeding with their seed
+    initial = ssl_core.build_backbone("torchvision/resnet18")
+    moved = False
+    for key, value in single.items():
+        if not value.is_floating_point():
+            assert torch.equal(value, double[key]), key
+            continue
+        # SyncBN over both processes and negatives gathered across them make the two equal.
+        torch.testing.assert_close(double[key], value, rtol=1e-4, atol=1e-5, msg=key)
+        if key.startswith("backbone.model.conv1"):
+            moved = moved or not torch.equal(value, initial.model.conv1.weight)
+    assert moved  # the step really changed the weights
+
+
+def test_batch_must_divide_among_processes(tmp_path, cifar_subset):
+    with pytest.raises(ConfigError, match="does not divide among 2 processes"):
+        ssl_core.pretrain(
+            out=tmp_path / "o",
+            data=cifar_subset,
+            model="torchvision/resnet18",
+            batch_size=33,
+            devices=2,
+            accelerator="cpu",
+        )
+    assert not (tmp_path / "o").exists()
+
+
+def test_killed_two_process_run_resumes(cifar_subset, tmp_path):
+    out = tmp_path / "killed"
+    args = [
+        "pretrain",
+        "--out",
+        str(out),
+        "--data",
+        str(cifar_subset),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--devices",
+        "2",
+        *COMMON,
+    ]
+    process = subprocess.Popen(
+        [str(SSL_SCRIPT), *args],
+        env={**os.environ, **WIDE},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    per_epoch = (300 // 2) // 16
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        metrics = out / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= per_epoch + 2:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)  # the launcher and both training processes
+    process.wait()
+    assert torch.load(out / "checkpoints/last.ckpt", weights_only=True)["epoch"] < 3
+
+    resumed = run_ssl(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    final = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
+    assert (final["epoch"], final["step"]) == (3, 3 * per_epoch)
+    assert final["scheduler"]["_last_lr"] == [0.0, 0.0]
+
+
+def test_a_failing_rank_ends_the_run_with_its_error(cifar_subset, tmp_path, installed_plugins):
+    start = time.time()
+    result = run_ssl(
+        "pretrain",
+        "--out",
+        str(tmp_path / "fail"),
+        "--data",
+        str(cifar_subset),
+        "--method",
+        "fakemethod",
+        "--method-args",
+        "fail_on_rank=1",
+        "--model",
+        "torchvision/resnet18",
+        "--transform-args",
+        "image_size=32",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+        "--devices",
+        "2",
+        "--num-workers",
+        "0",
+        "--accelerator",
+        "cpu",
+        extra_path=[installed_plugins["fake_method"]],
+        timeout=180,
+    )
+    assert result.returncode == 2
+    assert "process 1 of 2 failed" in result.stderr
+    assert "fake method failure on rank 1" in result.stderr
+    assert "Traceback" not in result.stderr.split("Error:")[-1]
+    assert time.time() - start < 120  # no hang waiting on the dead rank
+
+
+def test_torchrun_runs_the_same_cli(cifar_subset, tmp_path):
+    out = tmp_path / "torchrun"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "ssl_core",
+        "pretrain",
+        "--out",
+        str(out),
+        "--data",
+        str(cifar_subset),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        *COMMON,
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, **WIDE}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (out / "train.log").read_text()
+    assert "(16 × 2 processes)" in log and log.count("ssl-core: simclr") == 1
+    assert steps(out) == list(range(1, (300 // 2) // 16 + 1))

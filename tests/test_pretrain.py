@@ -1,0 +1,272 @@
+"""End to end: a folder of real images in, a pretrained backbone and a run directory out."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+import torchvision
+
+import ssl_core
+from conftest import SSL_SCRIPT, WIDE, held_apart_cifar, run_ssl
+from ssl_core import ConfigError
+from ssl_core.eval.knn import embed_images, knn_accuracy
+from ssl_core.train.loop import NonFiniteLoss
+
+SMALL = {
+    "model": "torchvision/resnet18",
+    "method_args": {"hidden_dim": 128, "output_dim": 32},
+    "transform_args": {"image_size": 32},
+    "batch_size": 64,
+    "num_workers": 0,
+}
+
+
+def read_metrics(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def exported_resnet18(out):
+    model = torchvision.models.resnet18()
+    result = model.load_state_dict(
+        torch.load(out / "exported_models/exported_last.pt", weights_only=True), strict=False
+    )
+    assert set(result.missing_keys) == {"fc.weight", "fc.bias"}
+    assert result.unexpected_keys == []
+    model.fc = torch.nn.Identity()
+    return model
+
+
+def test_pretrain_api_end_to_end(cifar_subset, tmp_path):
+    out = tmp_path / "run"
+    result = ssl_core.pretrain(out=out, data=cifar_subset, epochs=2, **SMALL)
+
+    for name in (
+        "train.log",
+        "config.json",
+        "metrics.jsonl",
+        "checkpoints/last.ckpt",
+        "exported_models/exported_last.pt",
+        "summary.json",
+    ):
+        assert (out / name).is_file(), name
+    assert result.images == 300 and result.skipped_images == 0
+    assert result.steps == 2 * (300 // 64)
+
+    metrics = read_metrics(out)
+    assert [m["step"] for m in metrics] == list(range(1, result.steps + 1))
+    assert {"epoch", "step", "loss", "lr", "images_per_second"} <= set(metrics[0])
+    assert all(m["loss"] > 0 for m in metrics)
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["method_args"]["temperature"] == 0.1
+    assert config["transform_args"]["image_size"] == [32, 32]
+    assert config["optim_args"]["lr"] == 0.3
+
+    log = (out / "train.log").read_text()
+    assert "epoch 2/2" in log and "Pretrained backbone" in log
+
+    checkpoint = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["step"]) == (2, result.steps)
+
+    # The export is a torchvision state_dict: evaluate it with kNN on images never trained on.
+    model = exported_resnet18(out)
+    bank, bank_labels, queries, query_labels = held_apart_cifar()
+    accuracy = knn_accuracy(
+        embed_images(model, bank), bank_labels, embed_images(model, queries), query_labels
+    )
+    assert 0.15 < accuracy <= 1.0  # far above chance (0.10) on 10 classes
+
+
+def test_cli_subprocess_end_to_end_and_refused_out(cifar_subset, tmp_path):
+    out = tmp_path / "cli-run"
+    args = [
+        "pretrain",
+        "--out",
+        str(out),
+        "--data",
+        str(cifar_subset),
+        "--model",
+        "torchvision/resnet18",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--num-workers",
+        "0",
+        "--method-args",
+        "hidden_dim=64",
+        "--method-args",
+        "output_dim=16",
+        "--transform-args",
+        "image_size=32",
+    ]
+    first = run_ssl(*args)
+    assert first.returncode == 0, first.stderr
+    assert "Pretraining finished" in first.stdout
+    exported_resnet18(out)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+
+    again = run_ssl(*args)
+    assert again.returncode == 2
+    assert "is not empty" in again.stderr and "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+
+    # LightlyTrain's key=value form, with overwrite
+    lightly_style = run_ssl(
+        "pretrain",
+        f"out={out}",
+        f"data={cifar_subset}",
+        "model=torchvision/resnet18",
+        "method=simclr",
+        "epochs=1",
+        "batch_size=64",
+        "num_workers=0",
+        "method_args.hidden_dim=64",
+        "method_args.output_dim=16",
+        "transform_args.image_size=32",
+        "overwrite=true",
+    )
+    assert lightly_style.returncode == 0, lightly_style.stderr
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_run(tmp_path, cifar_subset):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConfigError, match="holds no ssl-core run"):
+        ssl_core.pretrain(out=precious, data=cifar_subset, overwrite=True, **SMALL)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    with pytest.raises(ConfigError, match="Cannot resume"):
+        ssl_core.pretrain(out=tmp_path / "new", data=cifar_subset, resume=True, **SMALL)
+
+
+def test_missing_and_empty_data(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        ssl_core.pretrain(out=tmp_path / "o", data=tmp_path / "nope", **SMALL)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(ConfigError, match="No images found"):
+        ssl_core.pretrain(out=tmp_path / "o", data=tmp_path / "empty", **SMALL)
+    assert not (tmp_path / "o" / "metrics.jsonl").exists()
+
+
+def test_batch_larger_than_data_is_a_clear_error(tmp_path, cifar_subset):
+    with pytest.raises(ConfigError, match="larger than the 300 readable images"):
+        ssl_core.pretrain(out=tmp_path / "o", data=cifar_subset, **{**SMALL, "batch_size": 512})
+
+
+def _uninterrupted(cifar_subset, out, epochs):
+    return ssl_core.pretrain(
+        out=out, data=cifar_subset, epochs=epochs, precision="32-true", **SMALL
+    )
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(cifar_subset, tmp_path):
+    epochs, steps_per_epoch = 4, 300 // 64
+    out = tmp_path / "killed"
+    command = [
+        str(SSL_SCRIPT),
+        "pretrain",
+        f"out={out}",
+        f"data={cifar_subset}",
+        "model=torchvision/resnet18",
+        f"epochs={epochs}",
+        "batch_size=64",
+        "num_workers=0",
+        "precision=32-true",
+        "method_args.hidden_dim=128",
+        "method_args.output_dim=32",
+        "transform_args.image_size=32",
+    ]
+    process = subprocess.Popen(
+        command, env={**os.environ, **WIDE}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    kill_after = steps_per_epoch + 2  # inside epoch 2, after epoch 1's checkpoint
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        metrics = out / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= kill_after:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    saved = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
+    assert saved["step"] < epochs * steps_per_epoch  # it really was interrupted
+
+    resumed = run_ssl(*command[1:], "resume=true")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming from epoch" in resumed.stdout
+
+    reference = _uninterrupted(cifar_subset, tmp_path / "straight", epochs)
+    final = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
+    expected = torch.load(reference.checkpoint, weights_only=True)
+    assert final["step"] == expected["step"] == epochs * steps_per_epoch
+    assert final["scheduler"]["_last_lr"] == expected["scheduler"]["_last_lr"]
+    for key, value in expected["model"].items():
+        torch.testing.assert_close(final["model"][key], value, rtol=0, atol=0, msg=key)
+
+
+def test_resume_with_changed_settings_is_refused(cifar_subset, tmp_path):
+    out = tmp_path / "run"
+    ssl_core.pretrain(out=out, data=cifar_subset, epochs=1, **SMALL)
+    with pytest.raises(ConfigError, match="Cannot resume with different settings.*epochs"):
+        ssl_core.pretrain(
+            out=out, data=cifar_subset, epochs=2, resume=True, **{**SMALL, "batch_size": 32}
+        )
+
+
+def test_nan_loss_stops_with_last_good_checkpoint_intact(cifar_subset, tmp_path):
+    import types
+
+    from torch import nn
+
+    from ssl_core import Method, StrictArgs, hookimpl
+    from ssl_core.plugins import host
+
+    class Exploding(nn.Module):
+        """A method whose loss turns NaN at its 7th step (in the second epoch)."""
+
+        def __init__(self, backbone):
+            super().__init__()
+            self.backbone = backbone
+            self.calls = 0
+
+        def forward(self, views):
+            self.calls += 1
+            loss = self.backbone(torch.cat(views)).pow(2).mean()
+            return loss * float("nan") if self.calls >= 7 else loss
+
+    class ExplodingMethod(Method):
+        name = "exploding"
+        args_model = StrictArgs
+        transform = "simclr"
+
+        def build(self, backbone):
+            return Exploding(backbone)
+
+    plugin = types.ModuleType("exploding_plugin")
+    plugin.ssl_register_methods = hookimpl(lambda register: register(ExplodingMethod))
+    host.register(plugin, name="exploding")
+    out = tmp_path / "nan"
+    with pytest.raises(NonFiniteLoss, match="loss became nan at step 7 .epoch 2"):
+        ssl_core.pretrain(
+            out=out,
+            data=cifar_subset,
+            method="exploding",
+            epochs=3,
+            model="torchvision/resnet18",
+            transform_args={"image_size": 32},
+            batch_size=64,
+            num_workers=0,
+        )
+    saved = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
+    assert (saved["epoch"], saved["step"]) == (1, 4)
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
