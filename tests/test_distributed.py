@@ -84,6 +84,14 @@ def _one_step(tmp_path, images, devices):
     return torch.load(result.checkpoint, weights_only=True)["model"]
 
 
+def _initial_model():
+    """The model exactly as the runs build it (seeded with their seed just before)."""
+    torch.manual_seed(3)
+    backbone = ssl_core.build_backbone("torchvision/resnet18")
+    simclr = ssl_core.get_method("simclr")
+    return simclr(simclr.args_model(hidden_dim=64, output_dim=16)).build(backbone).state_dict()
+
+
 def test_one_step_on_two_processes_equals_one_process(tmp_path):
     source = sorted(cifar_dir().glob("*/*.jpg"))[::625]  # 16 images from all classes
     images = tmp_path / "sixteen"
@@ -92,18 +100,20 @@ def test_one_step_on_two_processes_equals_one_process(tmp_path):
         shutil.copy(path, images / f"{path.parent.name}_{path.name}")
     single = _one_step(tmp_path, images, devices=1)
     double = _one_step(tmp_path, images, devices=2)
-    torch.manual_seed(3)  # the runs build their model right after seeding with their seed
-    initial = ssl_core.build_backbone("torchvision/resnet18")
-    moved = False
+    initial = _initial_model()
     for key, value in single.items():
         if not value.is_floating_point():
             assert torch.equal(value, double[key]), key
-            continue
-        # SyncBN over both processes and negatives gathered across them make the two equal.
-        torch.testing.assert_close(double[key], value, rtol=1e-4, atol=1e-5, msg=key)
-        if key.startswith("backbone.model.conv1"):
-            moved = moved or not torch.equal(value, initial.model.conv1.weight)
-    assert moved  # the step really changed the weights
+        elif "running" in key:  # global BN statistics: the same batch seen whole or split
+            torch.testing.assert_close(double[key], value, rtol=1e-5, atol=1e-6, msg=key)
+        else:
+            # The update itself, compared relative to its size: float32 summation order
+            # (convolutions on 8 or 16 images, split reductions) leaves ~0.5% here, while
+            # per-process BatchNorm instead of the global one puts it above 100%.
+            update_one, update_two = value - initial[key], double[key] - initial[key]
+            assert update_one.norm() > 0, key
+            relative = (update_two - update_one).norm() / update_one.norm()
+            assert relative < 0.02, (key, relative.item())
 
 
 def test_batch_must_divide_among_processes(tmp_path, cifar_subset):

@@ -270,3 +270,66 @@ def test_nan_loss_stops_with_last_good_checkpoint_intact(cifar_subset, tmp_path)
     saved = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
     assert (saved["epoch"], saved["step"]) == (1, 4)
     assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+
+
+def test_a_per_image_transform_without_batched_form_trains(cifar_subset, tmp_path):
+    """Third-party transforms may give only ``build()``; the engine then calls it per image."""
+    import types
+
+    from pydantic import Field
+    from torch import nn
+
+    from ssl_core import Method, StrictArgs, Transform, hookimpl
+    from ssl_core.plugins import host
+
+    calls = []
+
+    class CenterArgs(StrictArgs):
+        size: int = Field(16, description="Output side.")
+
+    class CenterViews(Transform):
+        name = "center"
+        args_model = CenterArgs
+
+        def build(self):
+            size = self.args.size
+
+            def views(image):
+                calls.append(image.shape)
+                x = image[:, :size, :size].float() / 255
+                return [x, x.flip(-1)]
+
+            return views
+
+    class Pull(nn.Module):
+        def __init__(self, backbone):
+            super().__init__()
+            self.backbone = backbone
+
+        def forward(self, views):
+            a, b = self.backbone(torch.cat(views)).chunk(2)
+            return (a - b).pow(2).mean()
+
+    class PullMethod(Method):
+        name = "pull"
+        args_model = StrictArgs
+        transform = "center"
+
+        def build(self, backbone):
+            return Pull(backbone)
+
+    plugin = types.ModuleType("per_image_plugin")
+    plugin.ssl_register_methods = hookimpl(lambda register: register(PullMethod))
+    plugin.ssl_register_transforms = hookimpl(lambda register: register(CenterViews))
+    host.register(plugin, name="per-image")
+    result = ssl_core.pretrain(
+        out=tmp_path / "run",
+        data=cifar_subset,
+        method="pull",
+        model="torchvision/resnet18",
+        epochs=1,
+        batch_size=50,
+        num_workers=0,
+    )
+    assert result.steps == 6 and len(calls) == 300
+    assert all(shape == (3, 32, 32) for shape in calls)

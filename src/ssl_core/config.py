@@ -40,6 +40,9 @@ class PretrainArgs(StrictArgs):
     seed: int = Field(0, description="Random seed.")
     overwrite: bool = Field(False, description="Delete a non-empty out directory first.")
     resume: bool = Field(False, description="Continue from out/checkpoints/last.ckpt.")
+    augment_on_device: bool = Field(
+        True, description="On CUDA, run the batched colour/blur/normalise stage on the GPU."
+    )
     cache_images: bool | Literal["auto"] = Field(
         "auto", description="Decode all images once into memory; auto: when they fit."
     )

@@ -33,6 +33,7 @@ def pretrain(
     optim_args: dict[str, Any] | None = None,
     model_args: dict[str, Any] | None = None,
     cache_images: bool | Literal["auto"] = "auto",
+    augment_on_device: bool = True,
 ) -> PretrainResult:
     """Pretrain ``model`` on the images in ``data`` with ``method``; write results to ``out``.
 

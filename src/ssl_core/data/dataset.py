@@ -137,11 +137,13 @@ def memory_budget() -> int:
 
 
 class ViewDataset(Dataset):
-    """Item i is the list of views of image i. Source: a cache, or files decoded on demand."""
+    """Item ``(seed, index)`` (from EpochSampler) of image ``index``: its views made by the
+    per-image ``transform`` after seeding torch with ``seed``; or, with no transform, the
+    pair ``(seed, uint8 image)`` for a batched transform to handle in ``BatchCollate``."""
 
     def __init__(
         self,
-        transform: Callable[[torch.Tensor], list[torch.Tensor]],
+        transform: Callable[[torch.Tensor], list[torch.Tensor]] | None,
         cache: ImageCache | None = None,
         files: Sequence[Path] | None = None,
     ) -> None:
@@ -168,11 +170,22 @@ class ViewDataset(Dataset):
                 warnings.warn(f"skipping unreadable image {path}: {exc}", stacklevel=2)
         raise RuntimeError("no readable image left")
 
-    def __getitem__(self, item: int | tuple[int, int]) -> Any:
-        """``item`` is an index, or ``(seed, index)`` from EpochSampler (repeatable views)."""
-        if isinstance(item, tuple):
-            seed, index = item
-            torch.manual_seed(seed)
-        else:
-            index = item
+    def __getitem__(self, item: tuple[int, int]) -> Any:
+        seed, index = item
+        if self.transform is None:
+            return seed, self.image(index)
+        torch.manual_seed(seed)
         return self.transform(self.image(index))
+
+
+class BatchCollate:
+    """Collate for a batched transform, run in the loader workers: crops every image and,
+    unless the batched stage runs on the device, finishes the views too."""
+
+    def __init__(self, batched: Any, finish: bool) -> None:
+        self.batched = batched
+        self.finish = finish
+
+    def __call__(self, items: list[tuple[int, torch.Tensor]]) -> Any:
+        views = self.batched.prepare(items)
+        return self.batched.finish(views) if self.finish else views

@@ -46,17 +46,19 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(input)
         channels = input.shape[1]
         dims = [0, *range(2, input.dim())]
+        shape = [1, channels] + [1] * (input.dim() - 2)
         values = input.float()
+        # Two passes (mean, then squared deviations) rather than E[x²] - E[x]², which loses
+        # the variance to cancellation when the mean is large against the spread.
         count = torch.full((1,), input.numel() / channels, device=input.device)
-        local = torch.cat([values.sum(dims), (values * values).sum(dims), count])
-        total = AllReduceSum.apply(local)
+        total = AllReduceSum.apply(torch.cat([values.sum(dims), count]))
         n = total[-1]
         mean = total[:channels] / n
-        var = (total[channels : 2 * channels] / n - mean * mean).clamp_min(0)
+        centered = values - mean.view(shape)
+        var = AllReduceSum.apply((centered * centered).sum(dims)) / n
         if self.track_running_stats and self.running_mean is not None:
             self._update_running_stats(mean.detach(), var.detach(), n.detach())
-        shape = [1, channels] + [1] * (input.dim() - 2)
-        out = (values - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        out = centered * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
         return out.to(input.dtype)

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from ssl_core.backbones.backbone import from_module
 from ssl_core.config import ResolvedConfig
 from ssl_core.data.dataset import (
+    BatchCollate,
     ImageCache,
     Skipped,
     ViewDataset,
@@ -212,11 +213,17 @@ def _train(
         run_dir.write_config(out, config_json)
 
     # Data.
-    transform = resolved.transform_cls(resolved.transform_args).build()
+    transform_maker = resolved.transform_cls(resolved.transform_args)
+    batched = transform_maker.build_batched()
+    # On a GPU the batched stage (colour, grayscale, blur, normalise) runs there; the loader
+    # workers then only crop and ship uint8 pixels.
+    on_device = batched is not None and device.type == "cuda" and args.augment_on_device
+    transform = None if batched is not None else transform_maker.build()
     if data.cache is not None:
         dataset = ViewDataset(transform, cache=data.cache)
     else:
         dataset = ViewDataset(transform, files=data.kept)
+    collate = BatchCollate(batched, finish=not on_device) if batched is not None else None
     per_rank = args.batch_size // place.world_size
     sampler = EpochSampler(len(dataset), args.seed, place.rank, place.world_size)
     steps_per_epoch = len(sampler) // per_rank
@@ -227,6 +234,7 @@ def _train(
         sampler=sampler,
         drop_last=True,
         num_workers=workers,
+        collate_fn=collate,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
         worker_init_fn=_worker_init if workers > 0 else None,
@@ -308,9 +316,10 @@ def _train(
             window: list[tuple[int, torch.Tensor, float]] = []
             window_start = time.perf_counter()
             for views in loader:
-                views = [
-                    v.to(device, non_blocking=True, memory_format=memory_format) for v in views
-                ]
+                views = [v.to(device, non_blocking=True) for v in views]
+                if on_device:
+                    views = batched.finish(views)
+                views = [v.contiguous(memory_format=memory_format) for v in views]
                 lr = float(scheduler.get_last_lr()[0])
                 with autocast(precision, device):
                     loss = model(views)

@@ -24,3 +24,8 @@ class Transform:
 
     def build(self) -> Callable[[Any], list[Any]]:
         raise NotImplementedError(f"{type(self).__name__} does not implement build()")
+
+    def build_batched(self) -> Any:
+        """Optionally, a ``ssl_core.transforms.batched.BatchedViews`` doing the same work a
+        batch at a time (much faster; the engine uses it when given). None: per image."""
+        return None

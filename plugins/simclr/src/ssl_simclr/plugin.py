@@ -24,6 +24,11 @@ class SimCLRTransform(Transform):
 
         return SimCLRViews(self.args)
 
+    def build_batched(self) -> Any:
+        from ssl_simclr.views import simclr_batched
+
+        return simclr_batched(self.args)
+
 
 class SimCLR(Method):
     name = "simclr"
