@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
@@ -81,74 +83,112 @@ def test_blur_matches_torchvision_per_image():
 
 def test_each_image_gets_its_own_jitter_order():
     x = images(n=4)
-    # jitter on; factors; then two different orders; no gray, no blur
+    # no flips; jitter on/off; factors; order; gray; blur; sigma (layout of sample_params)
     params = torch.tensor(
         [
-            [1, 1.5, 0.5, 1.7, 0.2, 0, 1, 2, 3, 0, 0, 1.0],
-            [1, 1.5, 0.5, 1.7, 0.2, 3, 2, 1, 0, 0, 0, 1.0],
-            [0, 1.5, 0.5, 1.7, 0.2, 0, 1, 2, 3, 0, 0, 1.0],  # jitter off
-            [1, 1.0, 1.0, 0.0, 0.0, 2, 0, 3, 1, 1, 1, 1.0],  # desaturate, then gray and blur
+            [0, 0, 1, 1.5, 0.5, 1.7, 0.2, 0, 1, 2, 3, 0, 0, 1.0],
+            [0, 0, 1, 1.5, 0.5, 1.7, 0.2, 3, 2, 1, 0, 0, 0, 1.0],
+            [0, 0, 0, 1.5, 0.5, 1.7, 0.2, 0, 1, 2, 3, 0, 0, 1.0],  # jitter off
+            [1, 0, 1, 1.0, 1.0, 0.0, 0.0, 2, 0, 3, 1, 1, 1, 1.0],  # flip, desaturate, gray, blur
         ]
     )
-    pixels = (x * 255).round().to(torch.uint8)
     normalize = NormalizeArgs(mean=(0, 0, 0), std=(1, 1, 1))
     blur = GaussianBlurArgs(kernel_size=5)
-    got = B.finish_views(B.ViewBatch(pixels, params), recipe(normalize=normalize, blur=blur))
+    got = B.finish_views(x.clone(), params, recipe(normalize=normalize, blur=blur))
     steps = {
-        0: lambda img, p: TF.adjust_brightness(img, p[1]),
-        1: lambda img, p: TF.adjust_contrast(img, p[2]),
-        2: lambda img, p: TF.adjust_saturation(img, p[3]),
-        3: lambda img, p: TF.adjust_hue(img, p[4]),
+        0: lambda img, p: TF.adjust_brightness(img, p[3]),
+        1: lambda img, p: TF.adjust_contrast(img, p[4]),
+        2: lambda img, p: TF.adjust_saturation(img, p[5]),
+        3: lambda img, p: TF.adjust_hue(img, p[6]),
     }
     for i in range(4):
         p = params[i].tolist()
-        img = pixels[i].float() / 255
+        img = x[i]
         if p[0]:
-            for op in p[5:9]:
+            img = TF.horizontal_flip(img)
+        if p[2]:
+            for op in p[7:11]:
                 img = steps[int(op)](img, p)
-        if p[9]:
+        if p[11]:
             img = TF.rgb_to_grayscale(img, num_output_channels=3)
-        if p[10]:
-            img = TF.gaussian_blur(img, kernel_size=[5, 5], sigma=[p[11], p[11]])
+        if p[12]:
+            img = TF.gaussian_blur(img, kernel_size=[5, 5], sigma=[p[13], p[13]])
         torch.testing.assert_close(got[i], img, atol=1e-5, rtol=1e-5)
 
 
+def draws(r, n=DRAWS, seed=0):
+    rng = random.Random(seed)
+    return torch.tensor([B.sample_params(r, rng) for _ in range(n)])
+
+
 def test_drawn_probabilities_match_the_settings():
-    r = recipe(jitter=ColorJitterArgs(prob=0.8), gray_prob=0.2, blur=GaussianBlurArgs(prob=0.5))
-    generator = torch.Generator().manual_seed(0)
-    params = torch.tensor([B.sample_colour(r, generator) for _ in range(DRAWS)])
-    assert params[:, 0].mean().item() == pytest.approx(0.8, abs=TOLERANCE)
-    assert params[:, 9].mean().item() == pytest.approx(0.2, abs=TOLERANCE)
-    assert params[:, 10].mean().item() == pytest.approx(0.5, abs=TOLERANCE)
-    assert params[:, 1].min() >= 0.2 and params[:, 1].max() <= 1.8  # brightness 0.8
-    assert params[:, 4].abs().max() <= 0.2  # hue 0.2
-    assert params[:, 11].min() >= 0.1 and params[:, 11].max() <= 2.0  # sigma range
-    orders = params[:, 5:9]
+    r = recipe(
+        jitter=ColorJitterArgs(prob=0.8),
+        gray_prob=0.2,
+        blur=GaussianBlurArgs(prob=0.5),
+        flip=RandomFlipArgs(horizontal_prob=0.5, vertical_prob=0.1),
+    )
+    params = draws(r)
+    for column, p in (
+        (B.H_FLIP, 0.5),
+        (B.V_FLIP, 0.1),
+        (B.JITTER, 0.8),
+        (B.GRAY, 0.2),
+        (B.BLUR, 0.5),
+    ):
+        assert params[:, column].mean().item() == pytest.approx(p, abs=TOLERANCE), column
+    brightness = params[:, B.FACTORS]
+    assert brightness.min() >= 0.2 and brightness.max() <= 1.8  # brightness 0.8
+    assert params[:, B.FACTORS + 3].abs().max() <= 0.2  # hue 0.2
+    assert params[:, B.SIGMA].min() >= 0.1 and params[:, B.SIGMA].max() <= 2.0
+    orders = params[:, B.ORDER : B.ORDER + 4]
     assert (orders.sort(dim=1).values == torch.arange(4.0)).all()  # permutations
     assert len({tuple(o) for o in orders.tolist()}) == 24  # every order occurs
 
 
-def test_crop_and_flip_draws():
-    r = recipe(
-        size=(8, 8),
-        flip=RandomFlipArgs(horizontal_prob=0.5),
-        crop=RandomResizeArgs(min_scale=0.25, max_scale=0.5),
-    )
-    generator = torch.Generator().manual_seed(1)
+def test_crop_boxes_follow_the_scale_range():
+    crop = RandomResizeArgs(min_scale=0.25, max_scale=0.5)
+    rng = random.Random(1)
     areas = []
     for _ in range(500):
-        top, left, h, w = B.sample_crop(40, 60, r.crop, generator)
+        top, left, h, w = B.sample_crop(40, 60, crop, rng)
         assert top >= 0 and top + h <= 40 and left >= 0 and left + w <= 60
         areas.append(h * w / (40 * 60))
     assert min(areas) >= 0.22 and max(areas) <= 0.53
-    image = torch.arange(3 * 4 * 4, dtype=torch.uint8).view(3, 4, 4)
-    full = recipe(
-        size=(4, 4), crop=RandomResizeArgs(min_scale=1, max_scale=1, min_ratio=1, max_ratio=1)
+
+
+def bilinear_crop(image, top, left, h, w, size):
+    """Reference: sample the whole image bilinearly at the centres of the crop's output
+    pixels (src = top + (i + 0.5)·h/size - 0.5), clamping at the image border."""
+    ys = top + (torch.arange(size) + 0.5) * h / size - 0.5
+    xs = left + (torch.arange(size) + 0.5) * w / size - 0.5
+    _, height, width = image.shape
+    grid_y, grid_x = torch.meshgrid(
+        (2 * ys + 1) / height - 1, (2 * xs + 1) / width - 1, indexing="ij"
     )
-    flipped = sum(
-        torch.equal(B.crop_view(image, full, generator), image.flip(-1)) for _ in range(DRAWS)
+    grid = torch.stack([grid_x, grid_y], dim=-1).unsqueeze(0)
+    return torch.nn.functional.grid_sample(
+        image.unsqueeze(0), grid, mode="bilinear", padding_mode="border", align_corners=False
+    )[0]
+
+
+def test_batched_crop_is_bilinear_sampling_of_the_box():
+    x = images(n=3, size=32)
+    boxes = [(4, 6, 10, 12), (0, 0, 32, 32), (20, 3, 12, 25)]  # top, left, h, w
+    xyxy = torch.tensor(
+        [(left, top, left + w, top + h) for top, left, h, w in boxes], dtype=torch.float32
     )
-    assert flipped / DRAWS == pytest.approx(0.5, abs=TOLERANCE)
+    got = B.crop_batch(x, xyxy, (32, 32))
+    for i, box in enumerate(boxes):  # upscaling: one sample per output pixel
+        torch.testing.assert_close(got[i], bilinear_crop(x[i], *box, 32), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[1], x[1])  # the whole image at its own size is itself
+    # Away from the crop's edges this is torchvision's resized crop (which replicates the
+    # crop's border where we read the real neighbouring pixels).
+    expected = TF.resized_crop(x[0], *boxes[0], [32, 32], antialias=False)
+    torch.testing.assert_close(got[0][:, 3:-3, 3:-3], expected[:, 3:-3, 3:-3])
+    # Downscaling 4× averages the 4×4 pixels under each output pixel (no aliasing).
+    down = B.crop_batch(x, xyxy[1:2], (8, 8))[0]
+    torch.testing.assert_close(down, torch.nn.functional.avg_pool2d(x[0], 4))
 
 
 def test_an_images_views_do_not_depend_on_its_batch():
@@ -167,25 +207,36 @@ def test_an_images_views_do_not_depend_on_its_batch():
     assert not torch.equal(whole[0], whole[1])  # the two views differ
 
 
+def test_images_of_different_sizes_are_cropped_one_by_one():
+    pipeline = B.BatchedViews([recipe(size=(12, 12))] * 2)
+    items = [
+        (1, torch.randint(0, 256, (3, 20, 30), dtype=torch.uint8)),
+        (2, torch.randint(0, 256, (3, 40, 16), dtype=torch.uint8)),
+    ]
+    prepared = pipeline.prepare(items)
+    assert prepared.images is None and prepared.crops[0].shape == (2, 3, 12, 12)
+    views = pipeline.finish(prepared)
+    assert [v.shape for v in views] == [(2, 3, 12, 12)] * 2
+
+
 def test_colour_strength_scales_every_factor():
-    r = recipe(jitter=ColorJitterArgs(strength=0.5))
-    generator = torch.Generator().manual_seed(3)
-    params = torch.tensor([B.sample_colour(r, generator) for _ in range(DRAWS)])
-    for column in (1, 2, 3):  # brightness, contrast, saturation 0.8 × 0.5 = 0.4
+    params = draws(recipe(jitter=ColorJitterArgs(strength=0.5)), seed=3)
+    for column in range(B.FACTORS, B.FACTORS + 3):  # 0.8 × 0.5 = 0.4 around 1
         assert params[:, column].min() >= 0.6 and params[:, column].max() <= 1.4
         assert params[:, column].min() < 0.62 and params[:, column].max() > 1.38
-    assert params[:, 4].abs().max() <= 0.1 and params[:, 4].abs().max() > 0.098
+    hue = params[:, B.FACTORS + 3].abs()
+    assert hue.max() <= 0.1 and hue.max() > 0.098
 
 
 def test_finishing_on_the_device_equals_finishing_in_the_worker():
-    """The GPU path ships uint8 crops and parameters and finishes after the copy."""
+    """The GPU path ships uint8 pixels and parameters and finishes after the copy."""
     from ssl_core.data.dataset import BatchCollate
 
     pipeline = B.BatchedViews([recipe(), recipe()])
     items = [(7 + i, torch.randint(0, 256, (3, 20, 20), dtype=torch.uint8)) for i in range(5)]
     in_worker = BatchCollate(pipeline, finish=True)(items)
     shipped = BatchCollate(pipeline, finish=False)(items)
-    assert all(v.pixels.dtype == torch.uint8 for v in shipped)
-    on_device = pipeline.finish([v.to(torch.device("cpu")) for v in shipped])
+    assert shipped.images.dtype == torch.uint8
+    on_device = pipeline.finish(shipped.to(torch.device("cpu")))
     for a, b in zip(in_worker, on_device, strict=True):
         torch.testing.assert_close(a, b)

@@ -79,9 +79,18 @@ def pick_device(accelerator: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def auto_workers(setting: int | str, world_size: int) -> int:
+def auto_workers(setting: int | str, world_size: int, in_process: bool) -> int:
+    """Loader processes for ``num_workers="auto"``.
+
+    ``in_process``: training on the CPU from cached images with a batched transform. The
+    augmentation then costs a few percent of a step and runs fastest in the training
+    process itself: a worker process would take cores from the step's threads, which
+    costs more (measured: 735 vs 682 images/s, ResNet-18 at 32 px on 2 cores).
+    """
     if setting != "auto":
         return int(setting)
+    if in_process:
+        return 0
     cpus = len(os.sched_getaffinity(0))
     return max(0, min(8, cpus // world_size - 1))
 
@@ -227,7 +236,8 @@ def _train(
     per_rank = args.batch_size // place.world_size
     sampler = EpochSampler(len(dataset), args.seed, place.rank, place.world_size)
     steps_per_epoch = len(sampler) // per_rank
-    workers = auto_workers(args.num_workers, place.world_size)
+    in_process = device.type == "cpu" and data.cache is not None and batched is not None
+    workers = auto_workers(args.num_workers, place.world_size, in_process)
     loader = DataLoader(
         dataset,
         batch_size=per_rank,

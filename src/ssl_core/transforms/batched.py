@@ -11,10 +11,13 @@ padding) and are tested against torchvision's functional ops image by image.
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torchvision.ops import roi_align
 from torchvision.transforms.v2 import functional as TF
 
 from ssl_core.transforms.args import (
@@ -49,21 +52,18 @@ class ViewRecipe:
 
 
 def sample_crop(
-    height: int, width: int, crop: RandomResizeArgs, generator: torch.Generator
+    height: int, width: int, crop: RandomResizeArgs, rng: random.Random
 ) -> tuple[int, int, int, int]:
     """(top, left, h, w) as torchvision's RandomResizedCrop draws them."""
     area = height * width
     log_ratio = (math.log(crop.min_ratio), math.log(crop.max_ratio))
     for _ in range(10):
-        u = torch.rand(3, generator=generator).tolist()
-        target = area * (crop.min_scale + u[0] * (crop.max_scale - crop.min_scale))
-        ratio = math.exp(log_ratio[0] + u[1] * (log_ratio[1] - log_ratio[0]))
+        target = area * rng.uniform(crop.min_scale, crop.max_scale)
+        ratio = math.exp(rng.uniform(*log_ratio))
         w = int(round(math.sqrt(target * ratio)))
         h = int(round(math.sqrt(target / ratio)))
         if 0 < w <= width and 0 < h <= height:
-            top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
-            left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
-            return top, left, h, w
+            return rng.randint(0, height - h), rng.randint(0, width - w), h, w
     in_ratio = width / height  # fallback: the largest centred crop within the ratio range
     if in_ratio < crop.min_ratio:
         w, h = width, int(round(width / crop.min_ratio))
@@ -74,77 +74,102 @@ def sample_crop(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def sample_colour(recipe: ViewRecipe, generator: torch.Generator) -> list[float]:
-    """[jitter?, brightness, contrast, saturation, hue, order×4, gray?, blur?, sigma]."""
+# Layout of a view's drawn parameters (one row per image).
+H_FLIP, V_FLIP, JITTER, FACTORS, ORDER, GRAY, BLUR, SIGMA = 0, 1, 2, 3, 7, 11, 12, 13
+NUM_PARAMS = 14
+
+
+def sample_params(recipe: ViewRecipe, rng: random.Random) -> list[float]:
+    """Flips, jitter on/off, its four factors and order, grayscale, blur and its sigma."""
     j = recipe.jitter
     s = j.strength
-    u = torch.rand(8, generator=generator).tolist()
 
-    def around_one(amount: float, v: float) -> float:
-        low, high = max(0.0, 1 - amount * s), 1 + amount * s
-        return low + v * (high - low)
+    def around_one(amount: float) -> float:
+        return rng.uniform(max(0.0, 1 - amount * s), 1 + amount * s)
 
     hue = min(j.hue * s, 0.5)
-    order = torch.randperm(4, generator=generator).tolist()
+    order = [BRIGHTNESS, CONTRAST, SATURATION, HUE]
+    rng.shuffle(order)
     return [
-        float(u[0] < j.prob),
-        around_one(j.brightness, u[1]),
-        around_one(j.contrast, u[2]),
-        around_one(j.saturation, u[3]),
-        -hue + u[4] * 2 * hue,
+        float(rng.random() < recipe.flip.horizontal_prob),
+        float(rng.random() < recipe.flip.vertical_prob),
+        float(rng.random() < j.prob),
+        around_one(j.brightness),
+        around_one(j.contrast),
+        around_one(j.saturation),
+        rng.uniform(-hue, hue),
         *order,
-        float(u[5] < recipe.gray_prob),
-        float(u[6] < recipe.blur.prob),
-        recipe.blur.sigmas[0] + u[7] * (recipe.blur.sigmas[1] - recipe.blur.sigmas[0]),
+        float(rng.random() < recipe.gray_prob),
+        float(rng.random() < recipe.blur.prob),
+        rng.uniform(*recipe.blur.sigmas),
     ]
 
 
-def crop_view(image: torch.Tensor, recipe: ViewRecipe, generator: torch.Generator) -> torch.Tensor:
-    """Random resized crop and flips of one uint8 image; stays uint8."""
-    _, height, width = image.shape
-    top, left, h, w = sample_crop(height, width, recipe.crop, generator)
-    out = TF.resized_crop(image, top, left, h, w, list(recipe.size), antialias=True)
-    flips = torch.rand(2, generator=generator).tolist()
-    if flips[0] < recipe.flip.horizontal_prob:
-        out = out.flip(-1)
-    if flips[1] < recipe.flip.vertical_prob:
-        out = out.flip(-2)
-    return out
-
-
 @dataclass
-class ViewBatch:
-    """One view of every image of a batch, before the batched stage."""
+class PreparedBatch:
+    """A batch after the per-image stage: uint8 pixels and, per view, the drawn parameters.
 
-    pixels: torch.Tensor  # N×3×H×W uint8
-    params: torch.Tensor  # N×12 float, from sample_colour
+    When every image has one size, ``images`` holds them unchanged and ``boxes`` the crop of
+    each view (cropping happens, batched, in ``finish``); otherwise ``crops`` holds each
+    view's crops, already resized.
+    """
 
-    def to(self, device: torch.device, non_blocking: bool = False) -> ViewBatch:
-        return ViewBatch(
-            self.pixels.to(device, non_blocking=non_blocking),
-            self.params.to(device, non_blocking=non_blocking),
+    params: list[torch.Tensor]  # per view: N×NUM_PARAMS
+    images: torch.Tensor | None = None  # N×3×H×W uint8
+    boxes: list[torch.Tensor] | None = None  # per view: N×4 (x1, y1, x2, y2)
+    crops: list[torch.Tensor] | None = None  # per view: N×3×S×S uint8
+
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> PreparedBatch:
+        return PreparedBatch(
+            params=[fn(p) for p in self.params],
+            images=None if self.images is None else fn(self.images),
+            boxes=None if self.boxes is None else [fn(b) for b in self.boxes],
+            crops=None if self.crops is None else [fn(c) for c in self.crops],
         )
 
-    def pin_memory(self) -> ViewBatch:
-        return ViewBatch(self.pixels.pin_memory(), self.params.pin_memory())
+    def to(self, device: torch.device, non_blocking: bool = False) -> PreparedBatch:
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> PreparedBatch:
+        return self._map(lambda t: t.pin_memory())
 
 
 def prepare_views(
     items: list[tuple[int, torch.Tensor]], recipes: list[ViewRecipe]
-) -> list[ViewBatch]:
-    """The per-image part: for each view, crops (uint8) and the drawn colour parameters."""
-    pixels: list[list[torch.Tensor]] = [[] for _ in recipes]
+) -> PreparedBatch:
+    """The per-image part: draw every view's parameters; crop here only if sizes differ."""
+    images = [to_rgb(image) for _, image in items]
+    rngs = [random.Random(seed) for seed, _ in items]
+    boxes: list[list[tuple[int, int, int, int]]] = [[] for _ in recipes]
     params: list[list[list[float]]] = [[] for _ in recipes]
-    for seed, image in items:
-        generator = torch.Generator().manual_seed(seed)
-        image = to_rgb(image)
+    for image, rng in zip(images, rngs, strict=True):
+        _, height, width = image.shape
         for v, recipe in enumerate(recipes):
-            pixels[v].append(crop_view(image, recipe, generator))
-            params[v].append(sample_colour(recipe, generator))
-    return [
-        ViewBatch(torch.stack(p), torch.tensor(q, dtype=torch.float32))
-        for p, q in zip(pixels, params, strict=True)
+            boxes[v].append(sample_crop(height, width, recipe.crop, rng))
+            params[v].append(sample_params(recipe, rng))
+    param_tensors = [torch.tensor(p, dtype=torch.float32) for p in params]
+    if len({image.shape for image in images}) == 1:
+        return PreparedBatch(
+            params=param_tensors,
+            images=torch.stack(images),
+            boxes=[
+                torch.tensor(
+                    [(left, top, left + w, top + h) for top, left, h, w in view],
+                    dtype=torch.float32,
+                )
+                for view in boxes
+            ],
+        )
+    crops = [
+        torch.stack(
+            [
+                TF.resized_crop(image, *box, list(recipe.size), antialias=True)
+                for image, box in zip(images, view, strict=True)
+            ]
+        )
+        for view, recipe in zip(boxes, recipes, strict=True)
     ]
+    return PreparedBatch(params=param_tensors, crops=crops)
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
@@ -157,54 +182,43 @@ def _per_image(values: torch.Tensor) -> torch.Tensor:
 
 
 def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return (x * _per_image(factor)).clamp_(0, 1)
+    """In place: x · factor, clamped to [0, 1]."""
+    return x.mul_(_per_image(factor)).clamp_(0, 1)
 
 
 def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """In place: blend with the image's mean gray level, mean + factor · (x - mean)."""
     mean = grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
-    f = _per_image(factor)
-    return (f * x + (1 - f) * mean).clamp_(0, 1)
+    return x.sub_(mean).mul_(_per_image(factor)).add_(mean).clamp_(0, 1)
 
 
 def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    f = _per_image(factor)
-    return (f * x + (1 - f) * grayscale(x)).clamp_(0, 1)
+    """In place: blend with the image's grayscale version."""
+    gray = grayscale(x)
+    return x.sub_(gray).mul_(_per_image(factor)).add_(gray).clamp_(0, 1)
 
 
 def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate the hue by ``shift`` (fraction of a turn) in HSV space."""
+    """Rotate the hue by ``shift`` (fraction of a turn) in HSV space, as torchvision does."""
     r, g, b = x.unbind(1)
-    maxc, _ = x.max(dim=1)
-    minc, _ = x.min(dim=1)
-    value = maxc
-    delta = maxc - minc
-    equal = delta == 0
-    safe_max = torch.where(equal, torch.ones_like(maxc), maxc)
-    sat = delta / safe_max
-    safe_delta = torch.where(equal, torch.ones_like(delta), delta)
-    rc, gc, bc = (maxc - r) / safe_delta, (maxc - g) / safe_delta, (maxc - b) / safe_delta
-    hue = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    hue = torch.where(equal, torch.zeros_like(hue), hue)
-    hue = ((hue / 6.0) % 1.0 + shift.view(-1, 1, 1)) % 1.0
-    i = torch.floor(hue * 6.0)
-    f = hue * 6.0 - i
-    i = i.to(torch.int64) % 6
-    p = (value * (1 - sat)).clamp(0, 1)
-    q = (value * (1 - sat * f)).clamp(0, 1)
-    t = (value * (1 - sat * (1 - f))).clamp(0, 1)
-    choices = torch.stack(
-        [
-            torch.stack([value, t, p], 1),
-            torch.stack([q, value, p], 1),
-            torch.stack([p, value, t], 1),
-            torch.stack([p, q, value], 1),
-            torch.stack([t, p, value], 1),
-            torch.stack([value, p, q], 1),
-        ],
-        dim=0,
+    value = torch.maximum(torch.maximum(r, g), b)  # faster than a max over the channel dim
+    delta = value - torch.minimum(torch.minimum(r, g), b)
+    gray = delta == 0
+    sat = delta / torch.where(gray, torch.ones_like(value), value)
+    delta = torch.where(gray, torch.ones_like(delta), delta)
+    hue = torch.where(
+        value == r,
+        (g - b) / delta,
+        torch.where(value == g, 2.0 + (b - r) / delta, 4.0 + (r - g) / delta),
     )
-    index = i.unsqueeze(0).unsqueeze(2).expand(1, -1, 3, -1, -1)
-    return choices.gather(0, index).squeeze(0)
+    hue = torch.where(gray, torch.zeros_like(hue), hue)
+    hue = (hue / 6.0 + shift.view(-1, 1, 1)).remainder(1.0) * 6.0
+    # HSV -> RGB without branches: channel c is v - v·s·clamp(min(k, 4 - k), 0, 1) with
+    # k = (n_c + 6h) mod 6 and n = 5, 3, 1 for R, G, B.
+    n = torch.tensor([5.0, 3.0, 1.0], device=x.device).view(1, 3, 1, 1)
+    k = (n + hue.unsqueeze(1)).remainder(6.0)
+    weight = torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
+    return value.unsqueeze(1) * (1.0 - sat.unsqueeze(1) * weight)
 
 
 COLOUR_OPS = {
@@ -234,26 +248,38 @@ def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, kernel_size: int) -> to
     return flat.view(n, c, h, w)
 
 
-def finish_views(batch: ViewBatch, recipe: ViewRecipe) -> torch.Tensor:
-    """The batched stage: uint8 crops -> colour jitter, grayscale, blur -> normalised float."""
-    x = batch.pixels.float().div_(255)
-    p = batch.params
-    jitter = p[:, 0] > 0
-    order = p[:, 5:9].long()
-    for position in range(4):
+def finish_views(pixels: torch.Tensor, params: torch.Tensor, recipe: ViewRecipe) -> torch.Tensor:
+    """The batched stage on float pixels in [0, 1] (N×3×S×S): flips, colour jitter,
+    grayscale, blur, then normalisation."""
+    x = pixels
+    p = params
+    for flag, dim in ((H_FLIP, -1), (V_FLIP, -2)):
+        chosen = (p[:, flag] > 0).nonzero().flatten()
+        if len(chosen):
+            x[chosen] = x[chosen].flip(dim)
+    jitter = p[:, JITTER] > 0
+    order = p[:, ORDER : ORDER + 4].long()
+    for position in range(4):  # each op only on the images that draw it at this position
         for op, fn in COLOUR_OPS.items():
             chosen = (jitter & (order[:, position] == op)).nonzero().flatten()
             if len(chosen):
-                x[chosen] = fn(x[chosen], p[chosen, 1 + op])
-    gray = (p[:, 9] > 0).nonzero().flatten()
+                x[chosen] = fn(x[chosen], p[chosen, FACTORS + op])
+    gray = (p[:, GRAY] > 0).nonzero().flatten()
     if len(gray):
         x[gray] = grayscale(x[gray]).expand(-1, 3, -1, -1)
-    blur = (p[:, 10] > 0).nonzero().flatten()
+    blur = (p[:, BLUR] > 0).nonzero().flatten()
     if len(blur):
-        x[blur] = gaussian_blur(x[blur], p[blur, 11], recipe.kernel_size)
+        x[blur] = gaussian_blur(x[blur], p[blur, SIGMA], recipe.kernel_size)
     mean = torch.tensor(recipe.normalize.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(recipe.normalize.std, device=x.device).view(1, 3, 1, 1)
     return x.sub_(mean).div_(std)
+
+
+def crop_batch(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Every image's crop box resized to ``size`` in one call: bilinear, averaging over
+    several samples per output pixel where the crop is larger (like antialiasing)."""
+    indices = torch.arange(len(boxes), dtype=boxes.dtype, device=boxes.device).unsqueeze(1)
+    return roi_align(images, torch.cat([indices, boxes], dim=1), list(size), aligned=True)
 
 
 class BatchedViews:
@@ -263,8 +289,17 @@ class BatchedViews:
     def __init__(self, recipes: list[ViewRecipe]) -> None:
         self.recipes = recipes
 
-    def prepare(self, items: list[tuple[int, torch.Tensor]]) -> list[ViewBatch]:
+    def prepare(self, items: list[tuple[int, torch.Tensor]]) -> PreparedBatch:
         return prepare_views(items, self.recipes)
 
-    def finish(self, views: list[ViewBatch]) -> list[torch.Tensor]:
-        return [finish_views(v, r) for v, r in zip(views, self.recipes, strict=True)]
+    def finish(self, batch: PreparedBatch) -> list[torch.Tensor]:
+        views = []
+        images = batch.images.float().div_(255) if batch.images is not None else None
+        for v, recipe in enumerate(self.recipes):
+            if images is not None and batch.boxes is not None:
+                pixels = crop_batch(images, batch.boxes[v], recipe.size)
+            else:
+                assert batch.crops is not None
+                pixels = batch.crops[v].float().div_(255)
+            views.append(finish_views(pixels, batch.params[v], recipe))
+        return views
