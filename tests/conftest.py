@@ -37,6 +37,29 @@ def run_ssl(
     )
 
 
+def sigkill_during_run(args: list[str], metrics: Path, after_lines: int) -> None:
+    """Start ``ssl ARGS`` and SIGKILL it, with every process it started, once ``metrics``
+    holds ``after_lines`` steps: a run killed as a machine failure would kill it."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [str(SSL_SCRIPT), *args],
+        env={**os.environ, **WIDE},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= after_lines:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def _install(source: Path, target: Path) -> Path:
     subprocess.run(
         [

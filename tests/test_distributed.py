@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 import torch
 
 import ssl_core
-from conftest import SSL_SCRIPT, WIDE, cifar_dir, run_ssl
+from conftest import WIDE, cifar_dir, run_ssl, sigkill_during_run
 from ssl_core import ConfigError
 
 COMMON = [
@@ -145,23 +144,8 @@ def test_killed_two_process_run_resumes(cifar_subset, tmp_path):
         "2",
         *COMMON,
     ]
-    process = subprocess.Popen(
-        [str(SSL_SCRIPT), *args],
-        env={**os.environ, **WIDE},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     per_epoch = (300 // 2) // 16
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        metrics = out / "metrics.jsonl"
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= per_epoch + 2:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)  # the launcher and both training processes
-    process.wait()
+    sigkill_during_run(args, out / "metrics.jsonl", per_epoch + 2)  # launcher and both ranks
     assert torch.load(out / "checkpoints/last.ckpt", weights_only=True)["epoch"] < 3
 
     resumed = run_ssl(*args, "--resume")

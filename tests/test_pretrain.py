@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 
 import pytest
 import torch
 import torchvision
 
 import ssl_core
-from conftest import SSL_SCRIPT, WIDE, held_apart_cifar, run_ssl
+from conftest import SSL_SCRIPT, held_apart_cifar, run_ssl, sigkill_during_run
 from ssl_core import ConfigError
 from ssl_core.eval.knn import embed_images, knn_accuracy
 from ssl_core.train.loop import NonFiniteLoss
@@ -195,19 +191,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(cifar_subset, tmp_p
         "method_args.output_dim=32",
         "transform_args.image_size=32",
     ]
-    process = subprocess.Popen(
-        command, env={**os.environ, **WIDE}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    kill_after = steps_per_epoch + 2  # inside epoch 2, after epoch 1's checkpoint
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        metrics = out / "metrics.jsonl"
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= kill_after:
-            break
-        time.sleep(0.02)
-    assert process.poll() is None, "the run ended before it could be killed"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    sigkill_during_run(command[1:], out / "metrics.jsonl", steps_per_epoch + 2)  # in epoch 2
     saved = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
     assert saved["step"] < epochs * steps_per_epoch  # it really was interrupted
 

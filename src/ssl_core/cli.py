@@ -87,6 +87,22 @@ def _root(
 # --- methods, transforms, models, plugins -------------------------------------------------
 
 
+def print_listing(kind: str, names: list[str], entries: dict[str, tuple[str, Any]]) -> None:
+    """One row per registered name: the plugin that registered it and its description."""
+    table = Table(kind, "Plugin", "Description")
+    for name in names:
+        plugin, cls = entries[name]
+        table.add_row(name, plugin, escape(cls.description))
+    out().print(table)
+
+
+def args_table(title: str, rows: list[tuple[str, ...]]) -> Table:
+    table = Table("Argument", "Type", "Default", "Description", title=title, title_justify="left")
+    for row in rows:
+        table.add_row(*map(escape, row))
+    return table
+
+
 @methods_app.command("list")
 def methods_list(
     filter: str = typer.Argument("", help="fnmatch pattern or substring, e.g. 'sim*'."),
@@ -94,11 +110,7 @@ def methods_list(
     """List the installed pretraining methods."""
     with user_errors():
         registry = host.registry
-        table = Table("Method", "Plugin", "Description")
-        for name in registry.list_methods(filter):
-            plugin, cls = registry.methods[name]
-            table.add_row(name, plugin, escape(cls.description))
-        out().print(table)
+        print_listing("Method", registry.list_methods(filter), registry.methods)
 
 
 @methods_app.command("show")
@@ -129,12 +141,7 @@ def print_method_help(name: str, console: Console) -> None:
         ),
     ]
     for title, rows in sections:
-        table = Table(
-            "Argument", "Type", "Default", "Description", title=title, title_justify="left"
-        )
-        for row in rows:
-            table.add_row(*map(escape, row))
-        console.print(table)
+        console.print(args_table(title, rows))
 
 
 @transforms_app.command("list")
@@ -142,11 +149,7 @@ def transforms_list(filter: str = typer.Argument("", help="fnmatch pattern or su
     """List the installed view transforms."""
     with user_errors():
         registry = host.registry
-        table = Table("Transform", "Plugin", "Description")
-        for name in registry.list_transforms(filter):
-            plugin, cls = registry.transforms[name]
-            table.add_row(name, plugin, escape(cls.description))
-        out().print(table)
+        print_listing("Transform", registry.list_transforms(filter), registry.transforms)
 
 
 @transforms_app.command("show")
@@ -156,12 +159,7 @@ def transforms_show(name: str = typer.Argument(..., help="Transform name.")) -> 
 
     with user_errors():
         cls = host.registry.get_transform(name)
-        table = Table(
-            "Argument", "Type", "Default", "Description", title=escape(f"{name}: {cls.description}")
-        )
-        for row in schema_rows(cls.args_model):
-            table.add_row(*map(escape, row))
-        out().print(table)
+        out().print(args_table(escape(f"{name}: {cls.description}"), schema_rows(cls.args_model)))
 
 
 @models_app.command("list")

@@ -202,6 +202,133 @@ def train(
         log.close()
 
 
+@dataclass
+class Loading:
+    """The data side of a run, as the loop uses it."""
+
+    loader: DataLoader
+    sampler: EpochSampler
+    finish_on_device: Any  # the batched transform when its last stage runs on the GPU
+    steps_per_epoch: int
+    workers: int
+    images: int
+
+
+def build_loading(
+    resolved: ResolvedConfig, place: Placement, device: torch.device, data: PreparedData
+) -> Loading:
+    args = resolved.args
+    transform_maker = resolved.transform_cls(resolved.transform_args)
+    batched = transform_maker.build_batched()
+    # On a GPU the batched stage (colour, grayscale, blur, normalise) runs there; the loader
+    # workers then only crop and ship uint8 pixels.
+    on_device = batched is not None and device.type == "cuda" and args.augment_on_device
+    transform = None if batched is not None else transform_maker.build()
+    if data.cache is not None:
+        dataset = ViewDataset(transform, cache=data.cache)
+    else:
+        dataset = ViewDataset(transform, files=data.kept)
+    per_rank = args.batch_size // place.world_size
+    sampler = EpochSampler(len(dataset), args.seed, place.rank, place.world_size)
+    in_process = device.type == "cpu" and data.cache is not None and batched is not None
+    workers = auto_workers(args.num_workers, place.world_size, in_process)
+    loader = DataLoader(
+        dataset,
+        batch_size=per_rank,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=workers,
+        collate_fn=BatchCollate(batched, finish=not on_device) if batched is not None else None,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    return Loading(
+        loader,
+        sampler,
+        batched if on_device else None,
+        len(sampler) // per_rank,
+        workers,
+        len(dataset),
+    )
+
+
+def build_model(
+    resolved: ResolvedConfig, place: Placement, device: torch.device
+) -> tuple[nn.Module, torch.memory_format]:
+    """The method's trainable module on ``device``, channels-last for conv nets, wrapped in
+    DDP (with global BatchNorm where the method asks for it) on several processes."""
+    args = resolved.args
+    torch.manual_seed(args.seed)
+    if resolved.custom_model is not None:
+        backbone = from_module(resolved.custom_model, args.model)
+    else:
+        backbone = host.registry.build_backbone(args.model, **(args.model_args or {}))
+    method = resolved.method_cls(resolved.method_args)
+    model: nn.Module = method.build(backbone)
+    channels_last = any(isinstance(m, nn.Conv2d) for m in backbone.modules())
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(device).to(memory_format=memory_format)
+    if place.world_size > 1:
+        if method.sync_batchnorm:
+            model = convert_sync_batchnorm(model, device)
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return model, memory_format
+
+
+class StepWindow:
+    """Losses kept on the device between flushes (one host sync per flush), then checked
+    for NaN/inf and turned into metric rows with the window's throughput."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.steps: list[tuple[int, torch.Tensor, float]] = []
+        self.start = time.perf_counter()
+
+    def add(self, step: int, loss: torch.Tensor, lr: float) -> None:
+        self.steps.append((step, loss.detach(), lr))
+
+    def flush(self, epoch: int) -> tuple[list[dict[str, Any]], float]:
+        """Metric rows and the seconds the window took; raises NonFiniteLoss."""
+        seconds = time.perf_counter() - self.start
+        losses = torch.stack([loss for _, loss, _ in self.steps]).float().cpu().tolist()
+        rate = len(self.steps) * self.batch_size / max(seconds, 1e-9)
+        for (step, _, _), value in zip(self.steps, losses, strict=True):
+            if not math.isfinite(value):
+                raise NonFiniteLoss(
+                    f"The loss became {value} at step {step} (epoch {epoch}); training "
+                    f"stopped. The last good checkpoint is the one written at the end of the "
+                    f"previous epoch, if there was one. Try a lower learning rate "
+                    f"(optim_args.lr), gradient clipping (optim_args.gradient_clip_norm) or "
+                    f"precision=32-true."
+                )
+        rows = [
+            {"epoch": epoch, "step": step, "loss": value, "lr": lr, "images_per_second": rate}
+            for (step, _, lr), value in zip(self.steps, losses, strict=True)
+        ]
+        self.steps = []
+        self.start = time.perf_counter()
+        return rows, seconds
+
+
+def _progress(log: run_dir.RunLog) -> Progress:
+    return Progress(
+        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+        BarColumn(),
+        TextColumn("step {task.completed}/{task.total}"),
+        TextColumn(
+            "loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.4g}  {task.fields[ips]:.0f} img/s"
+        ),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=log.console,
+        disable=not (log.enabled and log.console.is_terminal),
+    )
+
+
 def _train(
     resolved: ResolvedConfig,
     place: Placement,
@@ -221,55 +348,10 @@ def _train(
     elif place.main:
         run_dir.write_config(out, config_json)
 
-    # Data.
-    transform_maker = resolved.transform_cls(resolved.transform_args)
-    batched = transform_maker.build_batched()
-    # On a GPU the batched stage (colour, grayscale, blur, normalise) runs there; the loader
-    # workers then only crop and ship uint8 pixels.
-    on_device = batched is not None and device.type == "cuda" and args.augment_on_device
-    transform = None if batched is not None else transform_maker.build()
-    if data.cache is not None:
-        dataset = ViewDataset(transform, cache=data.cache)
-    else:
-        dataset = ViewDataset(transform, files=data.kept)
-    collate = BatchCollate(batched, finish=not on_device) if batched is not None else None
-    per_rank = args.batch_size // place.world_size
-    sampler = EpochSampler(len(dataset), args.seed, place.rank, place.world_size)
-    steps_per_epoch = len(sampler) // per_rank
-    in_process = device.type == "cpu" and data.cache is not None and batched is not None
-    workers = auto_workers(args.num_workers, place.world_size, in_process)
-    loader = DataLoader(
-        dataset,
-        batch_size=per_rank,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-        worker_init_fn=_worker_init if workers > 0 else None,
-        prefetch_factor=4 if workers > 0 else None,
-    )
-
-    # Model.
-    torch.manual_seed(args.seed)
-    if resolved.custom_model is not None:
-        backbone = from_module(resolved.custom_model, args.model)
-    else:
-        backbone = host.registry.build_backbone(args.model, **(args.model_args or {}))
-    method = resolved.method_cls(resolved.method_args)
-    model: nn.Module = method.build(backbone)
-    channels_last = any(isinstance(m, nn.Conv2d) for m in backbone.modules())
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(device).to(memory_format=memory_format)
-    if place.world_size > 1:
-        if method.sync_batchnorm:
-            model = convert_sync_batchnorm(model, device)
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
+    loading = build_loading(resolved, place, device, data)
+    model, memory_format = build_model(resolved, place, device)
     epochs = resolved.epochs
+    steps_per_epoch = loading.steps_per_epoch
     total_steps = epochs * steps_per_epoch
     optimizer = build_optimizer(model, resolved.optim_args, args.batch_size)
     warmup = warmup_steps(resolved.optim_args, steps_per_epoch, total_steps)
@@ -283,34 +365,22 @@ def _train(
         ckpt.restore_rng_states(state["rng"])
         log.info(f"Resuming from epoch {start_epoch}, step {step}.")
 
+    per_rank = args.batch_size // place.world_size
     log.info(
-        f"ssl-core: {args.method} on {args.model} | {len(dataset)} images"
+        f"ssl-core: {args.method} on {args.model} | {loading.images} images"
         f"{f' ({len(data.skipped)} skipped)' if data.skipped else ''} | batch {args.batch_size}"
         f" ({per_rank} × {place.world_size} process{'es' if place.world_size > 1 else ''}) | "
         f"{steps_per_epoch} steps/epoch × {epochs} epochs | {device.type}, {precision}, "
-        f"{workers} loader workers | out: {out}"
+        f"{loading.workers} loader workers | out: {out}"
     )
 
     clip = resolved.optim_args.gradient_clip_norm
     flush_every = 1 if device.type == "cpu" else 20  # a host sync per flush on GPUs
+    finish = loading.finish_on_device
     last_loss = float("nan")
-    images_per_second = 0.0
-    trained_images = 0
-    trained_seconds = 0.0
+    trained_images, trained_seconds = 0, 0.0
     model.train()
-    progress = Progress(
-        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-        BarColumn(),
-        TextColumn("step {task.completed}/{task.total}"),
-        TextColumn(
-            "loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.4g}  {task.fields[ips]:.0f} img/s"
-        ),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=log.console,
-        disable=not (log.enabled and log.console.is_terminal),
-    )
-    with progress:
+    with _progress(log) as progress:
         task = progress.add_task(
             "train",
             total=total_steps,
@@ -322,13 +392,15 @@ def _train(
             ips=0.0,
         )
         for epoch in range(start_epoch, epochs):
-            sampler.set_epoch(epoch)
-            window: list[tuple[int, torch.Tensor, float]] = []
-            window_start = time.perf_counter()
-            for views in loader:
-                views = [v.to(device, non_blocking=True) for v in views]
-                if on_device:
-                    views = batched.finish(views)
+            loading.sampler.set_epoch(epoch)
+            window = StepWindow(args.batch_size)
+            epoch_images, epoch_seconds = 0, 0.0
+            for batch in loading.loader:
+                views = (
+                    [v.to(device, non_blocking=True) for v in batch]
+                    if finish is None
+                    else (finish.finish(batch.to(device, non_blocking=True)))
+                )
                 views = [v.contiguous(memory_format=memory_format) for v in views]
                 lr = float(scheduler.get_last_lr()[0])
                 with autocast(precision, device):
@@ -340,49 +412,27 @@ def _train(
                 optimizer.step()
                 scheduler.step()
                 step += 1
-                window.append((step, loss.detach(), lr))
-                if len(window) >= flush_every or step % steps_per_epoch == 0:
-                    now = time.perf_counter()
-                    seconds = now - window_start
-                    images_per_second = len(window) * args.batch_size / max(seconds, 1e-9)
-                    trained_images += len(window) * args.batch_size
-                    trained_seconds += seconds
-                    losses = torch.stack([w[1] for w in window]).float().cpu().tolist()
-                    bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
-                    if bad is not None:
-                        raise NonFiniteLoss(
-                            f"The loss became {losses[bad]} at step {window[bad][0]} (epoch "
-                            f"{epoch + 1}); training stopped. The last good checkpoint is "
-                            f"'{out / run_dir.CHECKPOINT}' (if an epoch finished). Try a lower "
-                            f"learning rate (optim_args.lr), gradient clipping "
-                            f"(optim_args.gradient_clip_norm) or precision=32-true."
-                        )
-                    last_loss = losses[-1]
-                    log.metrics(
-                        [
-                            {
-                                "epoch": epoch + 1,
-                                "step": s,
-                                "loss": value,
-                                "lr": lr_s,
-                                "images_per_second": images_per_second,
-                            }
-                            for (s, _, lr_s), value in zip(window, losses, strict=True)
-                        ]
-                    )
+                window.add(step, loss, lr)
+                if len(window.steps) >= flush_every or step % steps_per_epoch == 0:
+                    rows, seconds = window.flush(epoch + 1)
+                    log.metrics(rows)
+                    last_loss = rows[-1]["loss"]
+                    epoch_images += len(rows) * args.batch_size
+                    epoch_seconds += seconds
                     progress.update(
                         task,
                         completed=step,
                         epoch=epoch + 1,
                         loss=last_loss,
-                        lr=window[-1][2],
-                        ips=images_per_second,
+                        lr=rows[-1]["lr"],
+                        ips=rows[-1]["images_per_second"],
                     )
-                    window = []
-                    window_start = time.perf_counter()
+            trained_images += epoch_images
+            trained_seconds += epoch_seconds
             log.info(
                 f"epoch {epoch + 1}/{epochs}  step {step}/{total_steps}  loss {last_loss:.4f}  "
-                f"lr {scheduler.get_last_lr()[0]:.4g}  {images_per_second:.0f} img/s"
+                f"lr {scheduler.get_last_lr()[0]:.4g}  "
+                f"{epoch_images / max(epoch_seconds, 1e-9):.0f} img/s"
             )
             if place.main:
                 ckpt.save_atomic(
@@ -410,7 +460,7 @@ def _train(
         checkpoint=out / run_dir.CHECKPOINT,
         epochs=epochs,
         steps=step,
-        images=len(dataset),
+        images=loading.images,
         skipped_images=len(data.skipped),
         final_loss=last_loss,
         seconds=time.perf_counter() - started,
