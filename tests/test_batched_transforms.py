@@ -81,7 +81,8 @@ def test_blur_matches_torchvision_per_image():
         torch.testing.assert_close(got[i], expected, atol=1e-6, rtol=1e-5)
 
 
-def test_each_image_gets_its_own_jitter_order():
+@pytest.mark.parametrize("masked", [False, True], ids=["gathered", "masked"])
+def test_each_image_gets_its_own_jitter_order(masked):
     x = images(n=4)
     # no flips; jitter on/off; factors; order; gray; blur; sigma (layout of sample_params)
     params = torch.tensor(
@@ -94,7 +95,7 @@ def test_each_image_gets_its_own_jitter_order():
     )
     normalize = NormalizeArgs(mean=(0, 0, 0), std=(1, 1, 1))
     blur = GaussianBlurArgs(kernel_size=5)
-    got = B.finish_views(x.clone(), params, recipe(normalize=normalize, blur=blur))
+    got = B.finish_views(x.clone(), params, recipe(normalize=normalize, blur=blur), masked)
     steps = {
         0: lambda img, p: TF.adjust_brightness(img, p[3]),
         1: lambda img, p: TF.adjust_contrast(img, p[4]),

@@ -248,28 +248,46 @@ def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, kernel_size: int) -> to
     return flat.view(n, c, h, w)
 
 
-def finish_views(pixels: torch.Tensor, params: torch.Tensor, recipe: ViewRecipe) -> torch.Tensor:
+def finish_views(
+    pixels: torch.Tensor, params: torch.Tensor, recipe: ViewRecipe, masked: bool | None = None
+) -> torch.Tensor:
     """The batched stage on float pixels in [0, 1] (N×3×S×S): flips, colour jitter,
-    grayscale, blur, then normalisation."""
+    grayscale, blur, then normalisation.
+
+    Each op touches only the images that drew it. On the CPU those images are gathered
+    (less work); on a GPU (``masked``, the default there) every op runs on the whole batch
+    and a mask keeps its result where drawn, so the stage needs no host synchronisation.
+    """
+    if masked is None:
+        masked = pixels.device.type != "cpu"
     x = pixels
+
+    def apply(
+        chosen: torch.Tensor,
+        fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        values: torch.Tensor,
+    ) -> torch.Tensor:
+        if masked:
+            return torch.where(chosen.view(-1, 1, 1, 1), fn(x.clone(), values), x)
+        index = chosen.nonzero().flatten()
+        if len(index):
+            x[index] = fn(x[index], values[index])
+        return x
+
     p = params
-    for flag, dim in ((H_FLIP, -1), (V_FLIP, -2)):
-        chosen = (p[:, flag] > 0).nonzero().flatten()
-        if len(chosen):
-            x[chosen] = x[chosen].flip(dim)
+    x = apply(p[:, H_FLIP] > 0, lambda img, _: img.flip(-1), p[:, H_FLIP])
+    x = apply(p[:, V_FLIP] > 0, lambda img, _: img.flip(-2), p[:, V_FLIP])
     jitter = p[:, JITTER] > 0
     order = p[:, ORDER : ORDER + 4].long()
-    for position in range(4):  # each op only on the images that draw it at this position
+    for position in range(4):
         for op, fn in COLOUR_OPS.items():
-            chosen = (jitter & (order[:, position] == op)).nonzero().flatten()
-            if len(chosen):
-                x[chosen] = fn(x[chosen], p[chosen, FACTORS + op])
-    gray = (p[:, GRAY] > 0).nonzero().flatten()
-    if len(gray):
-        x[gray] = grayscale(x[gray]).expand(-1, 3, -1, -1)
-    blur = (p[:, BLUR] > 0).nonzero().flatten()
-    if len(blur):
-        x[blur] = gaussian_blur(x[blur], p[blur, SIGMA], recipe.kernel_size)
+            x = apply(jitter & (order[:, position] == op), fn, p[:, FACTORS + op])
+    x = apply(p[:, GRAY] > 0, lambda img, _: grayscale(img).expand(-1, 3, -1, -1), p[:, GRAY])
+    x = apply(
+        p[:, BLUR] > 0,
+        lambda img, sigma: gaussian_blur(img, sigma, recipe.kernel_size),
+        p[:, SIGMA],
+    )
     mean = torch.tensor(recipe.normalize.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(recipe.normalize.std, device=x.device).view(1, 3, 1, 1)
     return x.sub_(mean).div_(std)
