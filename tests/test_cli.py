@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -9,6 +11,7 @@ from conftest import WIDE, run_ssl
 from ssl_core.cli import app
 
 runner = CliRunner()
+DOCS = Path(__file__).parent.parent / "docs"
 
 
 def invoke(*args: str):
@@ -56,6 +59,7 @@ def invoke(*args: str):
             ],
         ),
         (["pretrain", "--help"], ["--overwrite", "--resume", "temperature"]),
+        (["docs", "--check", "--out", str(DOCS)], ["Generated docs are up to date."]),
     ],
 )
 def test_command_succeeds_and_shows(args, expected):

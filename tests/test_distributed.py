@@ -217,6 +217,7 @@ def test_torchrun_runs_the_same_cli(cifar_subset, tmp_path):
         command, capture_output=True, text=True, timeout=300, env={**os.environ, **WIDE}
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Pretraining finished") == 1  # rank 0 reports, rank 1 not
     log = (out / "train.log").read_text()
     assert "(16 × 2 processes)" in log and log.count("ssl-core: simclr") == 1
     assert steps(out) == list(range(1, (300 // 2) // 16 + 1))

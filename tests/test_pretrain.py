@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -66,6 +67,8 @@ def test_pretrain_api_end_to_end(cifar_subset, tmp_path):
 
     log = (out / "train.log").read_text()
     assert "epoch 2/2" in log and "Pretrained backbone" in log
+    if importlib.util.find_spec("tensorboard") is not None:  # installed by `nox -s tests`
+        assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
     checkpoint = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
     assert (checkpoint["epoch"], checkpoint["step"]) == (2, result.steps)

@@ -7,7 +7,6 @@ so a typo is fixed from the message alone.
 from __future__ import annotations
 
 import difflib
-import json
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -226,8 +225,3 @@ def field_problems(model: type[BaseModel]) -> list[str]:
         if not field.description:
             problems.append(f"'{key}' has no description")
     return problems
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON data for docs and config files (tuples become lists)."""
-    return json.loads(json.dumps(value, default=str))

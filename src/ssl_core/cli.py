@@ -356,6 +356,8 @@ def run_pretraining(resolved: Any) -> None:
     from ssl_core.pretraining import run
 
     result = run(resolved)
+    if result.rank != 0:
+        return
     table = Table(title="Pretraining finished", show_header=False, title_justify="left")
     for key, value in (
         ("Exported backbone", str(result.exported_model)),

@@ -60,6 +60,7 @@ class PretrainResult:
     images_per_second: float
     device: str
     precision: str
+    rank: int = 0  # under torchrun/srun every process returns one; rank 0 reports it
 
     def to_json(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
@@ -467,6 +468,7 @@ def _train(
         images_per_second=trained_images / trained_seconds if trained_seconds else 0.0,
         device=str(device),
         precision=precision,
+        rank=place.rank,
     )
     if place.main:
         (out / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
