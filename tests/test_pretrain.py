@@ -330,3 +330,19 @@ def test_a_per_image_transform_without_batched_form_trains(cifar_subset, tmp_pat
     )
     assert result.steps == 6 and len(calls) == 300
     assert all(shape == (3, 32, 32) for shape in calls)
+
+
+def test_model_that_cannot_take_the_image_size_fails_with_one_message(cifar_subset, tmp_path):
+    result = run_ssl(
+        "pretrain",
+        f"out={tmp_path / 'vit'}",
+        f"data={cifar_subset}",
+        "model=torchvision/vit_b_32",
+        "transform_args.image_size=32",
+        "batch_size=32",
+        "epochs=1",
+        "num_workers=0",
+    )
+    assert result.returncode == 2
+    assert "torchvision/vit_b_32 failed on the first batch of views (3×32×32)" in result.stderr
+    assert "model_args.image_size" in result.stderr and "Traceback" not in result.stderr

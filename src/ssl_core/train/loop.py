@@ -46,6 +46,10 @@ class NonFiniteLoss(SSLCoreError):
     """The loss became NaN or infinite."""
 
 
+class FirstStepFailed(SSLCoreError):
+    """The model could not take the first batch: usually image size and model disagree."""
+
+
 @dataclass
 class PretrainResult:
     out: Path
@@ -315,6 +319,28 @@ class StepWindow:
         return rows, seconds
 
 
+def _first_forward(
+    model: nn.Module,
+    views: list[torch.Tensor],
+    precision: str,
+    device: torch.device,
+    model_name: str,
+) -> torch.Tensor:
+    """The first forward pass, where a model that cannot take these images fails: say so
+    in one message instead of a traceback from deep inside the model."""
+    try:
+        with autocast(precision, device):
+            return model(views)
+    except (RuntimeError, ValueError, AssertionError, TypeError) as exc:
+        shape = "×".join(str(d) for d in views[0].shape[1:])
+        raise FirstStepFailed(
+            f"{model_name} failed on the first batch of views ({shape}): "
+            f"{str(exc).rstrip('.!')}. Check that the model accepts this image size "
+            f"(transform_args.image_size; ViTs, for example, need model_args.image_size to "
+            f"match) and the method's arguments, then rerun with --overwrite."
+        ) from exc
+
+
 def _progress(log: run_dir.RunLog) -> Progress:
     return Progress(
         TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -364,7 +390,10 @@ def _train(
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, step = state["epoch"], state["step"]
         ckpt.restore_rng_states(state["rng"])
-        log.info(f"Resuming from epoch {start_epoch}, step {step}.")
+        if start_epoch >= epochs:
+            log.info(f"This run had already finished its {epochs} epochs; exporting again.")
+        else:
+            log.info(f"Resuming from epoch {start_epoch}, step {step}.")
 
     per_rank = args.batch_size // place.world_size
     log.info(
@@ -380,6 +409,7 @@ def _train(
     finish = loading.finish_on_device
     last_loss = float("nan")
     trained_images, trained_seconds = 0, 0.0
+    first_step = True
     model.train()
     with _progress(log) as progress:
         task = progress.add_task(
@@ -404,8 +434,12 @@ def _train(
                 )
                 views = [v.contiguous(memory_format=memory_format) for v in views]
                 lr = float(scheduler.get_last_lr()[0])
-                with autocast(precision, device):
-                    loss = model(views)
+                if first_step:
+                    loss = _first_forward(model, views, precision, device, args.model)
+                    first_step = False
+                else:
+                    with autocast(precision, device):
+                        loss = model(views)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if clip is not None:
