@@ -346,3 +346,12 @@ def test_model_that_cannot_take_the_image_size_fails_with_one_message(cifar_subs
     assert result.returncode == 2
     assert "torchvision/vit_b_32 failed on the first batch of views (3×32×32)" in result.stderr
     assert "model_args.image_size" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_out_that_cannot_be_created_is_a_clear_error(cifar_subset, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(ConfigError, match="Cannot prepare the output directory"):
+        ssl_core.pretrain(out=tmp_path / "a_file" / "run", data=cifar_subset, **SMALL)
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
+        ssl_core.pretrain(out=tmp_path / "a_file", data=cifar_subset, **SMALL)
+    assert (tmp_path / "a_file").read_text() == "not a folder"

@@ -45,9 +45,12 @@ def check(out: Path, overwrite: bool, resume: bool) -> None:
 def prepare(out: Path, overwrite: bool, resume: bool) -> None:
     """Make ``out`` ready (after ``check`` passed and the data was found)."""
     check(out, overwrite, resume)
-    if overwrite and out.is_dir():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if overwrite and out.is_dir():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"Cannot prepare the output directory '{out}': {exc.strerror}.") from None
 
 
 class RunLog:
