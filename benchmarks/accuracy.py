@@ -22,7 +22,7 @@ import torchvision
 
 import ssl_core
 from ssl_core.data.decode import decode_file
-from ssl_core.eval.knn import embed_images, knn_accuracy
+from ssl_core.eval.knn import knn_of_backbone
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10-train-10k"
@@ -77,15 +77,7 @@ def knn_of(weights: Path | None, data) -> float:
     if weights is not None:
         model.load_state_dict(torch.load(weights, weights_only=True), strict=False)
     model.fc = torch.nn.Identity()
-    bank, bank_labels, queries, query_labels = data
-    return knn_accuracy(
-        embed_images(model, bank),
-        bank_labels,
-        embed_images(model, queries),
-        query_labels,
-        k=20,
-        temperature=0.1,
-    )
+    return knn_of_backbone(model, *data, k=20, temperature=0.1)
 
 
 def main() -> None:

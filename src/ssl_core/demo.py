@@ -63,18 +63,6 @@ def make_example_images(root: Path, per_shape: int, seed: int = 0) -> list[tuple
     return files
 
 
-def knn_of(backbone, bank, bank_labels, queries, query_labels) -> float:
-    from ssl_core.eval.knn import embed_images, knn_accuracy
-
-    return knn_accuracy(
-        embed_images(backbone, bank),
-        bank_labels,
-        embed_images(backbone, queries),
-        query_labels,
-        k=20,
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
@@ -89,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import ssl_core
     from ssl_core.data.decode import decode_file
+    from ssl_core.eval.knn import knn_of_backbone
 
     console = Console(highlight=False)
     data_dir, eval_dir, run_dir = (options.out / n for n in ("images", "held_out", "run"))
@@ -124,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def accuracy(model) -> float:
         model.fc = torch.nn.Identity()
-        return knn_of(
+        return knn_of_backbone(
             model,
             [images[i] for i in bank_idx],
             labels[bank_idx],

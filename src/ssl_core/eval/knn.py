@@ -43,6 +43,26 @@ def knn_accuracy(
     return (predicted == query_labels).float().mean().item()
 
 
+def knn_of_backbone(
+    backbone: nn.Module,
+    bank: Sequence[torch.Tensor],
+    bank_labels: torch.Tensor,
+    queries: Sequence[torch.Tensor],
+    query_labels: torch.Tensor,
+    k: int = 20,
+    temperature: float = 0.1,
+) -> float:
+    """kNN top-1 of ``backbone``'s features: bank and query images (uint8, one size)."""
+    return knn_accuracy(
+        embed_images(backbone, bank),
+        bank_labels,
+        embed_images(backbone, queries),
+        query_labels,
+        k,
+        temperature,
+    )
+
+
 @torch.no_grad()
 def embed_images(
     backbone: nn.Module,
