@@ -4,15 +4,19 @@ and in float32, and compare kNN top-1 of the exports on held-out images.
 --dataset cifar: the CIFAR-10 subset from ../shared/data; the first 800 images of each
 class are pretrained on and form the kNN bank, the last 200 of each class are the queries.
 --dataset shapes: the demo's drawn shapes (4 classes), which a short run does learn:
-pretrain and bank on 512 per class, queries from 150 per class drawn with another seed.
+pretrain and bank on 512 per class, queries from 500 per class drawn with another seed.
 kNN: k=20, cosine, temperature 0.1.
-Run: `python benchmarks/accuracy.py --dataset shapes --epochs 30 [--write]`.
+Each seed pretrains once per precision; the report gives every pair, the mean of each
+precision and the mean paired difference with its standard error, because one pair alone
+differs by as much as two seeds of the same precision do.
+Run: `python benchmarks/accuracy.py --dataset shapes --epochs 40 --seeds 0 1 2 3 [--write]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +65,7 @@ def shapes_split(root: Path):
     from ssl_core.demo import make_example_images
 
     train = make_example_images(root / "train", 512, seed=0)
-    held_out = make_example_images(root / "held_out", 150, seed=1)
+    held_out = make_example_images(root / "held_out", 500, seed=1)
     bank = [decode_file(p) for p, _ in train]
     queries = [decode_file(p) for p, _ in held_out]
     return (
@@ -80,51 +84,75 @@ def knn_of(weights: Path | None, data) -> float:
     return knn_of_backbone(model, *data, k=20, temperature=0.1)
 
 
+def pretrain_once(tmp: Path, dataset: str, epochs: int, precision: str, seed: int):
+    start = time.perf_counter()
+    result = ssl_core.pretrain(
+        out=tmp / f"{precision}-seed{seed}",
+        data=tmp / "train",
+        model="torchvision/resnet18",
+        epochs=epochs,
+        **SETTINGS[dataset],
+        precision=precision,
+        seed=seed,
+    )
+    return result, time.perf_counter() - start
+
+
+def mean_and_error(values: list[float]) -> tuple[float, float]:
+    """The mean and its standard error (0 for a single value)."""
+    mean = statistics.fmean(values)
+    error = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    return mean, error
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--dataset", choices=["cifar", "shapes"], default="cifar")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--write", action="store_true")
     options = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        cifar = options.dataset == "cifar"
-        data = split(Path(tmp) / "train") if cifar else shapes_split(Path(tmp))
+    accuracies: dict[str, list[float]] = {"bf16-mixed": [], "32-true": []}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        data = split(tmp / "train") if options.dataset == "cifar" else shapes_split(tmp)
         torch.manual_seed(0)
-        rows.append(("random init", "-", knn_of(None, data), 0.0))
-        for precision in ("bf16-mixed", "32-true"):
-            start = time.perf_counter()
-            result = ssl_core.pretrain(
-                out=Path(tmp) / precision,
-                data=Path(tmp) / "train",
-                model="torchvision/resnet18",
-                epochs=options.epochs,
-                **SETTINGS[options.dataset],
-                precision=precision,
-                seed=0,
-            )
-            rows.append(
-                (
-                    precision,
-                    result.images_per_second,
-                    knn_of(result.exported_model, data),
-                    time.perf_counter() - start,
+        random_init = knn_of(None, data)
+        for seed in options.seeds:
+            for precision in accuracies:
+                result, seconds = pretrain_once(
+                    tmp, options.dataset, options.epochs, precision, seed
                 )
-            )
+                accuracy = knn_of(result.exported_model, data)
+                accuracies[precision].append(accuracy)
+                rows.append((seed, precision, result.images_per_second, accuracy, seconds))
+                print(f"seed {seed} {precision}: kNN top-1 {accuracy:.1%} ({seconds:.0f} s)")
+    pairs = zip(accuracies["bf16-mixed"], accuracies["32-true"], strict=True)
+    differences = [bf16 - fp32 for bf16, fp32 in pairs]
+    seeds_text = " ".join(str(seed) for seed in options.seeds)
     lines = [
         f"### bf16 vs float32 accuracy, {datetime.date.today().isoformat()}",
         "",
         f"`python benchmarks/accuracy.py --dataset {options.dataset} --epochs "
-        f"{options.epochs}`: ResNet-18, SimCLR, 32 px, seed 0, "
-        f"{SETTINGS[options.dataset]}; kNN top-1 (k=20) on "
-        f"{len(data[2])} held-out images.",
+        f"{options.epochs} --seeds {seeds_text}`: ResNet-18, SimCLR, 32 px, "
+        f"{SETTINGS[options.dataset]}; kNN top-1 (k=20) on {len(data[2])} held-out images. "
+        f"Random initialisation: {random_init:.1%}.",
         "",
-        "| run | loop img/s | kNN top-1 | seconds |",
-        "| --- | --- | --- | --- |",
+        "| seed | precision | loop img/s | kNN top-1 | seconds |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for name, ips, accuracy, seconds in rows:
-        ips_text = f"{ips:.0f}" if isinstance(ips, float) else ips
-        lines.append(f"| {name} | {ips_text} | {accuracy:.1%} | {seconds:.0f} |")
+    for seed, precision, ips, accuracy, seconds in rows:
+        lines.append(f"| {seed} | {precision} | {ips:.0f} | {accuracy:.1%} | {seconds:.0f} |")
+    lines.append("")
+    for precision, values in accuracies.items():
+        mean, error = mean_and_error(values)
+        lines.append(f"- {precision}: mean kNN top-1 {mean:.1%} ± {error:.1%} (standard error)")
+    mean, error = mean_and_error(differences)
+    lines.append(
+        f"- bf16 − float32, same seed: mean {mean * 100:+.2f} ± {error * 100:.2f} points "
+        f"(largest single gap {max(abs(d) for d in differences) * 100:.1f})"
+    )
     report = "\n".join(lines) + "\n"
     print(report)
     if options.write:

@@ -109,7 +109,16 @@ def make_dataset(setting: Setting, root: Path) -> Path:
     return out
 
 
-def ours(setting: Setting, data: Path, out: Path, precision: str) -> dict:
+def steady_rate(out: Path, skip: int = 5) -> float:
+    """Images/s over the steps after the first ``skip`` (warm-up; torch.compile's compile)."""
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    later = [row for row in rows if row["step"] > skip] or rows
+    return 1 / (sum(1 / row["images_per_second"] for row in later) / len(later))
+
+
+def ours(
+    setting: Setting, data: Path, out: Path, precision: str, compile_model: bool = False
+) -> dict:
     command = [
         str(Path(sys.executable).with_name("ssl")),
         "pretrain",
@@ -123,11 +132,13 @@ def ours(setting: Setting, data: Path, out: Path, precision: str) -> dict:
         "overwrite=true",
         f"transform_args.image_size={setting.image_size}",
         "accelerator=cpu",
+        f"compile={str(compile_model).lower()}",
     ]
     wall, peak, _ = run_measured(command)
     summary = json.loads((out / "summary.json").read_text())
     return {
         "loop_ips": summary["images_per_second"],
+        "steady_ips": steady_rate(out),
         "wall": wall,
         "peak_rss": peak,
         "e2e_ips": setting.epochs
@@ -164,7 +175,13 @@ def lightly(setting: Setting, data: Path, out: Path, python: str) -> dict:
     return {"wall": wall, "peak_rss": peak, "e2e_ips": images / wall}
 
 
-def ceiling(setting: Setting, precision: str, steps: int = 12) -> float:
+def ceiling(
+    setting: Setting,
+    precision: str,
+    steps: int = 12,
+    model: str = "torchvision/resnet18",
+    device_name: str = "cpu",
+) -> float:
     """Images/s of forward + backward + step on synthetic tensors (no data loading)."""
     import torch
 
@@ -173,26 +190,34 @@ def ceiling(setting: Setting, precision: str, steps: int = 12) -> float:
     from ssl_core.train.precision import autocast
 
     torch.manual_seed(0)
-    backbone = ssl_core.build_backbone("torchvision/resnet18")
+    device = torch.device(device_name)
+    backbone = ssl_core.build_backbone(model)
     method = ssl_core.get_method("simclr")
-    model = method(method.args_model()).build(backbone).to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, method.default_optimizer, setting.batch_size)
-    device = torch.device("cpu")
+    network = method(method.args_model()).build(backbone)
+    network = network.to(device).to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(network, method.default_optimizer, setting.batch_size)
     shape = (setting.batch_size, 3, setting.image_size, setting.image_size)
-    views = [torch.randn(shape).contiguous(memory_format=torch.channels_last) for _ in range(2)]
+    views = [
+        torch.randn(shape, device=device).contiguous(memory_format=torch.channels_last)
+        for _ in range(2)
+    ]
 
-    def step() -> None:
+    def step() -> torch.Tensor:
         with autocast(precision, device):
-            loss = model(views)
+            loss = network(views)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return loss
 
-    for _ in range(2):
+    for _ in range(3):
         step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
-        step()
+        loss = step()
+    loss.item()  # waits for the device
     return steps * setting.batch_size / (time.perf_counter() - start)
 
 
@@ -211,6 +236,9 @@ def main() -> None:
     parser.add_argument("--lightly-python", help="a Python with lightly_train installed")
     parser.add_argument("--quick", action="store_true", help="fewer images (a smoke run)")
     parser.add_argument("--write", action="store_true", help="append to benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--compile", action="store_true", help="also run ours with compile=True (bf16)"
+    )
     options = parser.parse_args()
 
     import torch
@@ -237,6 +265,11 @@ def main() -> None:
                 row[f"ceiling_{precision}"] = (before + after) / 2
                 row[f"ceiling_spread_{precision}"] = abs(before - after) / 2
                 print(setting.name, precision, row[f"ours_{precision}"], before, after, flush=True)
+            if options.compile:
+                row["compiled"] = ours(
+                    setting, data, root / f"ours-{setting.name}", "bf16-mixed", compile_model=True
+                )
+                print(setting.name, "compiled", row["compiled"], flush=True)
             if options.lightly_python:
                 row["lightly"] = lightly(
                     setting, data, root / f"lt-{setting.name}", options.lightly_python
@@ -248,7 +281,8 @@ def main() -> None:
         f"## {datetime.date.today().isoformat()}: {machine()}",
         "",
         f"torch {torch.__version__}, torchvision {torchvision.__version__}; "
-        f"`python benchmarks/bench.py{' --quick' if options.quick else ''}`; torchvision "
+        f"`python benchmarks/bench.py{' --quick' if options.quick else ''}"
+        f"{' --compile' if options.compile else ''}`; torchvision "
         f"ResNet-18 + SimCLR (head 2048-128), CIFAR-10 JPEGs (upscaled for 128 px), "
         f"`num_workers=auto`. Loop = images/s inside the training loop; end to end = all "
         f"trained images / wall time of the whole command (start-up, decoding, export "
@@ -280,6 +314,23 @@ def main() -> None:
                 f"{o['e2e_ips']:.0f} | {lt_ips} | {ratio} | {rss} |"
             )
     lines.append("")
+    if options.compile:
+        lines += [
+            "torch.compile (`compile=True`), bf16-mixed; steady = images/s after the first 5 "
+            "steps (the compile happens in the first):",
+            "",
+            "| setting | eager steady img/s | compiled steady img/s | compiled / eager | "
+            "end to end, compiled / eager |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for row in rows:
+            eager, compiled = row["ours_bf16-mixed"], row["compiled"]
+            lines.append(
+                f"| {row['setting'].name} | {eager['steady_ips']:.0f} | "
+                f"{compiled['steady_ips']:.0f} | {compiled['steady_ips'] / eager['steady_ips']:.2f}"
+                f" | {compiled['e2e_ips'] / eager['e2e_ips']:.2f} |"
+            )
+        lines.append("")
     report = "\n".join(lines)
     print(report)
     if options.write:

@@ -301,6 +301,9 @@ def pretrain_command(
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in a non-empty --out."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out's last checkpoint."),
+    compile_: bool = typer.Option(
+        False, "--compile", help="Compile the model with torch.compile (helps on most GPUs)."
+    ),
 ) -> None:
     """Pretrain a backbone on a folder of images.
 
@@ -323,6 +326,7 @@ def pretrain_command(
             "seed": seed,
             "overwrite": overwrite or None,
             "resume": resume or None,
+            "compile": compile_ or None,
         }
         for key, value in options.items():
             if value is not None:

@@ -34,6 +34,7 @@ def pretrain(
     model_args: dict[str, Any] | None = None,
     cache_images: bool | Literal["auto"] = "auto",
     augment_on_device: bool = True,
+    compile: bool = False,
 ) -> PretrainResult:
     """Pretrain ``model`` on the images in ``data`` with ``method``; write results to ``out``.
 

@@ -139,31 +139,34 @@ def memory_budget() -> int:
 class ViewDataset(Dataset):
     """Item ``(seed, index)`` (from EpochSampler) of image ``index``: its views made by the
     per-image ``transform`` after seeding torch with ``seed``; or, with no transform, the
-    pair ``(seed, uint8 image)`` for a batched transform to handle in ``BatchCollate``."""
+    pair ``(seed, uint8 image)`` for a batched transform to handle in ``BatchCollate``.
+    ``load`` reads a file (default: decode it); ``load_encoded`` leaves JPEGs encoded."""
 
     def __init__(
         self,
         transform: Callable[[torch.Tensor], list[torch.Tensor]] | None,
         cache: ImageCache | None = None,
         files: Sequence[Path] | None = None,
+        load: Callable[[Path], Any] = decode_file,
     ) -> None:
         if (cache is None) == (files is None):
             raise ValueError("give exactly one of cache and files")
         self.transform = transform
         self.cache = cache
         self.files = list(files) if files is not None else None
+        self.load = load
 
     def __len__(self) -> int:
         return len(self.cache) if self.cache is not None else len(self.files or [])
 
-    def image(self, index: int) -> torch.Tensor:
+    def image(self, index: int) -> Any:
         if self.cache is not None:
             return self.cache[index]
         assert self.files is not None
         for attempt in range(len(self.files)):
             path = self.files[(index + attempt) % len(self.files)]
             try:
-                return decode_file(path)
+                return self.load(path)
             except Unreadable as exc:
                 # A file that passed the header check but fails to decode (truncated): use
                 # the next one so the batch keeps its size, and say so.

@@ -6,7 +6,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from ssl_core.data.dataset import (
     estimated_bytes,
     memory_budget,
 )
+from ssl_core.data.device_decode import EncodedCollate, finish_encoded, load_encoded
 from ssl_core.data.scan import scan_images
 from ssl_core.errors import ConfigError, SSLCoreError
 from ssl_core.plugins import host
@@ -39,7 +42,7 @@ from ssl_core.train.precision import autocast, resolve_precision
 from ssl_core.train.sampler import EpochSampler
 
 # Settings that may change between a run and its resume without changing the result.
-RESUMABLE_CHANGES = {"resume", "overwrite", "num_workers"}
+RESUMABLE_CHANGES = {"resume", "overwrite", "num_workers", "compile"}
 
 
 class NonFiniteLoss(SSLCoreError):
@@ -141,6 +144,8 @@ def check_resumable(saved: dict[str, Any], current: dict[str, Any]) -> None:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
+    """The method's module inside torch.compile's and DDP's wrappers."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
@@ -213,10 +218,35 @@ class Loading:
 
     loader: DataLoader
     sampler: EpochSampler
-    finish_on_device: Any  # the batched transform when its last stage runs on the GPU
+    to_views: Callable[[Any], list[torch.Tensor]]  # a loader batch -> the views on the device
     steps_per_epoch: int
     workers: int
     images: int
+
+
+@dataclass
+class DeviceStages:
+    """Which parts of the data path run on the training device instead of the workers."""
+
+    augment: bool  # colour, grayscale, blur and normalise, batched
+    decode: bool  # JPEG decoding (nvJPEG), for images that are not cached
+
+
+def device_stages(
+    device: torch.device, augment_on_device: bool, cached: bool, batched: bool
+) -> DeviceStages:
+    """On a GPU with a batched transform (and ``augment_on_device``), augment there; decode
+    JPEGs there too when they are read from disk each epoch rather than from the cache."""
+    augment = batched and device.type == "cuda" and augment_on_device
+    return DeviceStages(augment=augment, decode=augment and not cached)
+
+
+def finish_prepared(batched: Any, batch: Any, device: torch.device) -> list[torch.Tensor]:
+    return batched.finish(batch.to(device, non_blocking=True))
+
+
+def views_to(views: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    return [v.to(device, non_blocking=True) for v in views]
 
 
 def build_loading(
@@ -225,14 +255,30 @@ def build_loading(
     args = resolved.args
     transform_maker = resolved.transform_cls(resolved.transform_args)
     batched = transform_maker.build_batched()
-    # On a GPU the batched stage (colour, grayscale, blur, normalise) runs there; the loader
-    # workers then only crop and ship uint8 pixels.
-    on_device = batched is not None and device.type == "cuda" and args.augment_on_device
+    stages = device_stages(
+        device, args.augment_on_device, data.cache is not None, batched is not None
+    )
     transform = None if batched is not None else transform_maker.build()
-    if data.cache is not None:
-        dataset = ViewDataset(transform, cache=data.cache)
+    collate: Callable[[Any], Any] | None = None
+    to_views: Callable[[Any], list[torch.Tensor]]
+    if stages.decode:
+        # The workers only read bytes and draw the views; decoding happens on the GPU.
+        dataset = ViewDataset(None, files=data.kept, load=load_encoded)
+        collate = EncodedCollate(batched)
+        to_views = partial(finish_encoded, batched, device=device)
     else:
-        dataset = ViewDataset(transform, files=data.kept)
+        if data.cache is not None:
+            dataset = ViewDataset(transform, cache=data.cache)
+        else:
+            dataset = ViewDataset(transform, files=data.kept)
+        if batched is not None:
+            # On a GPU the batched stage runs there; the workers only crop and ship uint8.
+            collate = BatchCollate(batched, finish=not stages.augment)
+        to_views = (
+            partial(finish_prepared, batched, device=device)
+            if stages.augment
+            else partial(views_to, device=device)
+        )
     per_rank = args.batch_size // place.world_size
     sampler = EpochSampler(len(dataset), args.seed, place.rank, place.world_size)
     in_process = device.type == "cpu" and data.cache is not None and batched is not None
@@ -243,20 +289,13 @@ def build_loading(
         sampler=sampler,
         drop_last=True,
         num_workers=workers,
-        collate_fn=BatchCollate(batched, finish=not on_device) if batched is not None else None,
+        collate_fn=collate,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
         worker_init_fn=_worker_init if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
     )
-    return Loading(
-        loader,
-        sampler,
-        batched if on_device else None,
-        len(sampler) // per_rank,
-        workers,
-        len(dataset),
-    )
+    return Loading(loader, sampler, to_views, len(sampler) // per_rank, workers, len(dataset))
 
 
 def build_model(
@@ -281,6 +320,8 @@ def build_model(
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    if args.compile:
+        model = torch.compile(model)  # type: ignore[assignment]  # compiles in _first_step
     return model, memory_format
 
 
@@ -319,25 +360,34 @@ class StepWindow:
         return rows, seconds
 
 
-def _first_forward(
+def _first_step(
     model: nn.Module,
     views: list[torch.Tensor],
     precision: str,
     device: torch.device,
-    model_name: str,
+    args: Any,
 ) -> torch.Tensor:
-    """The first forward pass, where a model that cannot take these images fails: say so
-    in one message instead of a traceback from deep inside the model."""
+    """The first forward and backward pass, where a model that cannot take these images
+    fails (and torch.compile compiles): say so in one message instead of a traceback from
+    deep inside the model."""
     try:
         with autocast(precision, device):
-            return model(views)
+            loss = model(views)
+        loss.backward()
+        return loss
     except (RuntimeError, ValueError, AssertionError, TypeError) as exc:
         shape = "×".join(str(d) for d in views[0].shape[1:])
+        compiled = (
+            " It ran under torch.compile (compile=True): rerun without it to see whether the "
+            "compiler or the model is at fault."
+            if args.compile
+            else ""
+        )
         raise FirstStepFailed(
-            f"{model_name} failed on the first batch of views ({shape}): "
-            f"{str(exc).rstrip('.!')}. Check that the model accepts this image size "
+            f"{args.model} failed on the first batch of views ({shape}): "
+            f"{str(exc).strip().rstrip('.!')}. Check that the model accepts this image size "
             f"(transform_args.image_size; ViTs, for example, need model_args.image_size to "
-            f"match) and the method's arguments, then rerun with --overwrite."
+            f"match) and the method's arguments, then rerun with --overwrite.{compiled}"
         ) from exc
 
 
@@ -406,7 +456,6 @@ def _train(
 
     clip = resolved.optim_args.gradient_clip_norm
     flush_every = 1 if device.type == "cpu" else 20  # a host sync per flush on GPUs
-    finish = loading.finish_on_device
     last_loss = float("nan")
     trained_images, trained_seconds = 0, 0.0
     first_step = True
@@ -427,21 +476,16 @@ def _train(
             window = StepWindow(args.batch_size)
             epoch_images, epoch_seconds = 0, 0.0
             for batch in loading.loader:
-                views = (
-                    [v.to(device, non_blocking=True) for v in batch]
-                    if finish is None
-                    else (finish.finish(batch.to(device, non_blocking=True)))
-                )
-                views = [v.contiguous(memory_format=memory_format) for v in views]
+                views = [v.contiguous(memory_format=memory_format) for v in loading.to_views(batch)]
                 lr = float(scheduler.get_last_lr()[0])
+                optimizer.zero_grad(set_to_none=True)
                 if first_step:
-                    loss = _first_forward(model, views, precision, device, args.model)
+                    loss = _first_step(model, views, precision, device, args)
                     first_step = False
                 else:
                     with autocast(precision, device):
                         loss = model(views)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                    loss.backward()
                 if clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), clip)
                 optimizer.step()

@@ -134,31 +134,41 @@ class PreparedBatch:
         return self._map(lambda t: t.pin_memory())
 
 
+def draw_views(
+    seeds: list[int], sizes: list[tuple[int, int]], recipes: list[ViewRecipe]
+) -> tuple[list[list[tuple[int, int, int, int]]], list[list[list[float]]]]:
+    """Per view, every image's crop (top, left, h, w) and parameters, drawn from a generator
+    seeded for that image: the same image and seed give the same views on any path."""
+    boxes: list[list[tuple[int, int, int, int]]] = [[] for _ in recipes]
+    params: list[list[list[float]]] = [[] for _ in recipes]
+    for seed, (height, width) in zip(seeds, sizes, strict=True):
+        rng = random.Random(seed)
+        for v, recipe in enumerate(recipes):
+            boxes[v].append(sample_crop(height, width, recipe.crop, rng))
+            params[v].append(sample_params(recipe, rng))
+    return boxes, params
+
+
+def box_tensor(crops: list[tuple[int, int, int, int]]) -> torch.Tensor:
+    """(top, left, h, w) crops as roi_align's N×4 (x1, y1, x2, y2) boxes."""
+    return torch.tensor(
+        [(left, top, left + w, top + h) for top, left, h, w in crops], dtype=torch.float32
+    )
+
+
 def prepare_views(
     items: list[tuple[int, torch.Tensor]], recipes: list[ViewRecipe]
 ) -> PreparedBatch:
     """The per-image part: draw every view's parameters; crop here only if sizes differ."""
     images = [to_rgb(image) for _, image in items]
-    rngs = [random.Random(seed) for seed, _ in items]
-    boxes: list[list[tuple[int, int, int, int]]] = [[] for _ in recipes]
-    params: list[list[list[float]]] = [[] for _ in recipes]
-    for image, rng in zip(images, rngs, strict=True):
-        _, height, width = image.shape
-        for v, recipe in enumerate(recipes):
-            boxes[v].append(sample_crop(height, width, recipe.crop, rng))
-            params[v].append(sample_params(recipe, rng))
+    sizes = [(int(image.shape[1]), int(image.shape[2])) for image in images]
+    boxes, params = draw_views([seed for seed, _ in items], sizes, recipes)
     param_tensors = [torch.tensor(p, dtype=torch.float32) for p in params]
     if len({image.shape for image in images}) == 1:
         return PreparedBatch(
             params=param_tensors,
             images=torch.stack(images),
-            boxes=[
-                torch.tensor(
-                    [(left, top, left + w, top + h) for top, left, h, w in view],
-                    dtype=torch.float32,
-                )
-                for view in boxes
-            ],
+            boxes=[box_tensor(view) for view in boxes],
         )
     crops = [
         torch.stack(
@@ -311,13 +321,21 @@ class BatchedViews:
         return prepare_views(items, self.recipes)
 
     def finish(self, batch: PreparedBatch) -> list[torch.Tensor]:
-        views = []
+        crops = []
         images = batch.images.float().div_(255) if batch.images is not None else None
         for v, recipe in enumerate(self.recipes):
             if images is not None and batch.boxes is not None:
-                pixels = crop_batch(images, batch.boxes[v], recipe.size)
+                crops.append(crop_batch(images, batch.boxes[v], recipe.size))
             else:
                 assert batch.crops is not None
-                pixels = batch.crops[v].float().div_(255)
-            views.append(finish_views(pixels, batch.params[v], recipe))
-        return views
+                crops.append(batch.crops[v].float().div_(255))
+        return self.finish_crops(crops, batch.params)
+
+    def finish_crops(
+        self, crops: list[torch.Tensor], params: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """Per view, the cropped float pixels in [0, 1] and the drawn parameters."""
+        return [
+            finish_views(pixels, view_params, recipe)
+            for pixels, view_params, recipe in zip(crops, params, self.recipes, strict=True)
+        ]
