@@ -37,6 +37,16 @@ def run_ssl(
     )
 
 
+def pretrain_args(**options: object) -> list[str]:
+    """``ssl pretrain`` arguments from keywords: ``batch_size=32`` gives ``--batch-size 32``;
+    a list value repeats the option (``method_args=["a=1", "b=2"]``)."""
+    args = ["pretrain"]
+    for key, value in options.items():
+        for item in value if isinstance(value, list) else [value]:
+            args += [f"--{key.replace('_', '-')}", str(item)]
+    return args
+
+
 def sigkill_during_run(args: list[str], metrics: Path, after_lines: int) -> None:
     """Start ``ssl ARGS`` and SIGKILL it, with every process it started, once ``metrics``
     holds ``after_lines`` steps: a run killed as a machine failure would kill it."""

@@ -13,25 +13,17 @@ import pytest
 import torch
 
 import ssl_core
-from conftest import WIDE, cifar_dir, run_ssl, sigkill_during_run
+from conftest import WIDE, cifar_dir, pretrain_args, run_ssl, sigkill_during_run
 from ssl_core import ConfigError
 
-COMMON = [
-    "--model",
-    "torchvision/resnet18",
-    "--transform-args",
-    "image_size=32",
-    "--method-args",
-    "hidden_dim=64",
-    "--method-args",
-    "output_dim=16",
-    "--num-workers",
-    "0",
-    "--accelerator",
-    "cpu",
-    "--precision",
-    "32-true",
-]
+COMMON = {
+    "model": "torchvision/resnet18",
+    "transform_args": "image_size=32",
+    "method_args": ["hidden_dim=64", "output_dim=16"],
+    "num_workers": 0,
+    "accelerator": "cpu",
+    "precision": "32-true",
+}
 
 
 def steps(out):
@@ -41,18 +33,7 @@ def steps(out):
 def test_two_processes_end_to_end_through_the_cli(cifar_subset, tmp_path):
     out = tmp_path / "two"
     result = run_ssl(
-        "pretrain",
-        "--out",
-        str(out),
-        "--data",
-        str(cifar_subset),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--devices",
-        "2",
-        *COMMON,
+        *pretrain_args(out=out, data=cifar_subset, epochs=2, batch_size=32, devices=2, **COMMON)
     )
     assert result.returncode == 0, result.stderr
     log = (out / "train.log").read_text()
@@ -130,20 +111,7 @@ def test_batch_must_divide_among_processes(tmp_path, cifar_subset):
 
 def test_killed_two_process_run_resumes(cifar_subset, tmp_path):
     out = tmp_path / "killed"
-    args = [
-        "pretrain",
-        "--out",
-        str(out),
-        "--data",
-        str(cifar_subset),
-        "--epochs",
-        "3",
-        "--batch-size",
-        "32",
-        "--devices",
-        "2",
-        *COMMON,
-    ]
+    args = pretrain_args(out=out, data=cifar_subset, epochs=3, batch_size=32, devices=2, **COMMON)
     per_epoch = (300 // 2) // 16
     sigkill_during_run(args, out / "metrics.jsonl", per_epoch + 2)  # launcher and both ranks
     assert torch.load(out / "checkpoints/last.ckpt", weights_only=True)["epoch"] < 3
@@ -158,29 +126,19 @@ def test_killed_two_process_run_resumes(cifar_subset, tmp_path):
 def test_a_failing_rank_ends_the_run_with_its_error(cifar_subset, tmp_path, installed_plugins):
     start = time.time()
     result = run_ssl(
-        "pretrain",
-        "--out",
-        str(tmp_path / "fail"),
-        "--data",
-        str(cifar_subset),
-        "--method",
-        "fakemethod",
-        "--method-args",
-        "fail_on_rank=1",
-        "--model",
-        "torchvision/resnet18",
-        "--transform-args",
-        "image_size=32",
-        "--batch-size",
-        "32",
-        "--epochs",
-        "1",
-        "--devices",
-        "2",
-        "--num-workers",
-        "0",
-        "--accelerator",
-        "cpu",
+        *pretrain_args(
+            out=tmp_path / "fail",
+            data=cifar_subset,
+            method="fakemethod",
+            method_args="fail_on_rank=1",
+            model="torchvision/resnet18",
+            transform_args="image_size=32",
+            batch_size=32,
+            epochs=1,
+            devices=2,
+            num_workers=0,
+            accelerator="cpu",
+        ),
         extra_path=[installed_plugins["fake_method"]],
         timeout=180,
     )
@@ -202,16 +160,7 @@ def test_torchrun_runs_the_same_cli(cifar_subset, tmp_path):
         "2",
         "-m",
         "ssl_core",
-        "pretrain",
-        "--out",
-        str(out),
-        "--data",
-        str(cifar_subset),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "32",
-        *COMMON,
+        *pretrain_args(out=out, data=cifar_subset, epochs=1, batch_size=32, **COMMON),
     ]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=300, env={**os.environ, **WIDE}

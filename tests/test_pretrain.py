@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 import ssl_core
-from conftest import SSL_SCRIPT, held_apart_cifar, run_ssl, sigkill_during_run
+from conftest import SSL_SCRIPT, held_apart_cifar, pretrain_args, run_ssl, sigkill_during_run
 from ssl_core import ConfigError
 from ssl_core.eval.knn import embed_images, knn_accuracy
 from ssl_core.train.loop import NonFiniteLoss
@@ -37,6 +37,30 @@ def exported_resnet18(out):
     assert result.unexpected_keys == []
     model.fc = torch.nn.Identity()
     return model
+
+
+def register_method(method_name, build, method_transform="simclr", transforms=()):
+    """Register a method (and transforms) made here, as an installed plugin would."""
+    import types
+
+    from ssl_core import Method, StrictArgs, hookimpl
+    from ssl_core.plugins import host
+
+    class TestMethod(Method):
+        name = method_name
+        args_model = StrictArgs
+        transform = method_transform
+
+        def build(self, backbone):
+            return build(backbone)
+
+    plugin = types.ModuleType(f"{method_name}_plugin")
+    plugin.ssl_register_methods = hookimpl(lambda register: register(TestMethod))
+    if transforms:
+        plugin.ssl_register_transforms = hookimpl(
+            lambda register: [register(t) for t in transforms]
+        )
+    host.register(plugin, name=method_name)
 
 
 def test_pretrain_api_end_to_end(cifar_subset, tmp_path):
@@ -94,27 +118,16 @@ def test_pretrain_api_end_to_end(cifar_subset, tmp_path):
 
 def test_cli_subprocess_end_to_end_and_refused_out(cifar_subset, tmp_path):
     out = tmp_path / "cli-run"
-    args = [
-        "pretrain",
-        "--out",
-        str(out),
-        "--data",
-        str(cifar_subset),
-        "--model",
-        "torchvision/resnet18",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "64",
-        "--num-workers",
-        "0",
-        "--method-args",
-        "hidden_dim=64",
-        "--method-args",
-        "output_dim=16",
-        "--transform-args",
-        "image_size=32",
-    ]
+    args = pretrain_args(
+        out=out,
+        data=cifar_subset,
+        model="torchvision/resnet18",
+        epochs=1,
+        batch_size=64,
+        num_workers=0,
+        method_args=["hidden_dim=64", "output_dim=16"],
+        transform_args="image_size=32",
+    )
     first = run_ssl(*args)
     assert first.returncode == 0, first.stderr
     assert "Pretraining finished" in first.stdout
@@ -221,12 +234,7 @@ def test_resume_with_changed_settings_is_refused(cifar_subset, tmp_path):
 
 
 def test_nan_loss_stops_with_last_good_checkpoint_intact(cifar_subset, tmp_path):
-    import types
-
     from torch import nn
-
-    from ssl_core import Method, StrictArgs, hookimpl
-    from ssl_core.plugins import host
 
     class Exploding(nn.Module):
         """A method whose loss turns NaN at its 7th step (in the second epoch)."""
@@ -241,17 +249,7 @@ def test_nan_loss_stops_with_last_good_checkpoint_intact(cifar_subset, tmp_path)
             loss = self.backbone(torch.cat(views)).pow(2).mean()
             return loss * float("nan") if self.calls >= 7 else loss
 
-    class ExplodingMethod(Method):
-        name = "exploding"
-        args_model = StrictArgs
-        transform = "simclr"
-
-        def build(self, backbone):
-            return Exploding(backbone)
-
-    plugin = types.ModuleType("exploding_plugin")
-    plugin.ssl_register_methods = hookimpl(lambda register: register(ExplodingMethod))
-    host.register(plugin, name="exploding")
+    register_method("exploding", Exploding)
     out = tmp_path / "nan"
     with pytest.raises(NonFiniteLoss, match="loss became nan at step 7 .epoch 2"):
         ssl_core.pretrain(
@@ -271,13 +269,10 @@ def test_nan_loss_stops_with_last_good_checkpoint_intact(cifar_subset, tmp_path)
 
 def test_a_per_image_transform_without_batched_form_trains(cifar_subset, tmp_path):
     """Third-party transforms may give only ``build()``; the engine then calls it per image."""
-    import types
-
     from pydantic import Field
     from torch import nn
 
-    from ssl_core import Method, StrictArgs, Transform, hookimpl
-    from ssl_core.plugins import host
+    from ssl_core import StrictArgs, Transform
 
     calls = []
 
@@ -307,18 +302,7 @@ def test_a_per_image_transform_without_batched_form_trains(cifar_subset, tmp_pat
             a, b = self.backbone(torch.cat(views)).chunk(2)
             return (a - b).pow(2).mean()
 
-    class PullMethod(Method):
-        name = "pull"
-        args_model = StrictArgs
-        transform = "center"
-
-        def build(self, backbone):
-            return Pull(backbone)
-
-    plugin = types.ModuleType("per_image_plugin")
-    plugin.ssl_register_methods = hookimpl(lambda register: register(PullMethod))
-    plugin.ssl_register_transforms = hookimpl(lambda register: register(CenterViews))
-    host.register(plugin, name="per-image")
+    register_method("pull", Pull, method_transform="center", transforms=[CenterViews])
     result = ssl_core.pretrain(
         out=tmp_path / "run",
         data=cifar_subset,

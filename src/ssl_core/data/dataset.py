@@ -98,7 +98,7 @@ def check_headers(files: Sequence[Path]) -> tuple[list[Path], Skipped]:
     def check(path: Path) -> str | None:
         try:
             with path.open("rb") as handle:
-                read_header(handle.read(), MAX_PIXELS)
+                read_header(handle, MAX_PIXELS)  # the header only: the data stays on disk
         except (OSError, Unreadable) as exc:
             return str(exc)
         return None
@@ -120,7 +120,8 @@ def estimated_bytes(files: Sequence[Path], sample: int = 64) -> int:
     pixels = []
     for path in picked:
         try:
-            _, w, h = read_header(path.read_bytes())
+            with path.open("rb") as handle:
+                _, w, h = read_header(handle)
             pixels.append(w * h)
         except (OSError, Unreadable):
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from PIL import Image
@@ -24,14 +25,17 @@ class Unreadable(Exception):
     """Why a file was skipped."""
 
 
-def read_header(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[str, int, int]:
-    """(format, width, height) from the header alone."""
-    if not data:
+def read_header(source: bytes | BinaryIO, max_pixels: int = MAX_PIXELS) -> tuple[str, int, int]:
+    """(format, width, height) from the header alone. ``source`` is the file's bytes or the
+    open file, of which only the header is read."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    if not stream.read(1):
         raise Unreadable("empty file")
+    stream.seek(0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(stream) as image:
                 fmt, (width, height) = image.format or "", image.size
     except Image.DecompressionBombError as exc:
         raise Unreadable(f"too many pixels ({exc})") from None

@@ -30,8 +30,11 @@ class EncodedImage:
     data: torch.Tensor
     height: int
     width: int
-    encoded: bool
     path: str
+
+    @property
+    def encoded(self) -> bool:
+        return self.data.dim() == 1
 
 
 def load_encoded(path: Path) -> EncodedImage:
@@ -43,9 +46,9 @@ def load_encoded(path: Path) -> EncodedImage:
     fmt, width, height = read_header(data)
     if fmt == "JPEG":
         buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-        return EncodedImage(buffer, height, width, True, str(path))
+        return EncodedImage(buffer, height, width, str(path))
     image = decode_bytes(data)
-    return EncodedImage(image, int(image.shape[1]), int(image.shape[2]), False, str(path))
+    return EncodedImage(image, int(image.shape[1]), int(image.shape[2]), str(path))
 
 
 @dataclass
