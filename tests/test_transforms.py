@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssl_core.transforms import ops
+from ssl_core.transforms import PerImageViews, Transform, functional
 from ssl_simclr import SimCLRTransform, SimCLRTransformArgs
 
 
@@ -15,7 +15,9 @@ def textured(size: int = 12, channels: int = 3, seed: int = 0) -> torch.Tensor:
 
 
 def test_simclr_views_shape_dtype_and_normalisation():
-    views = SimCLRTransform(SimCLRTransformArgs(image_size=32)).build()(textured(40))
+    transform = SimCLRTransform(SimCLRTransformArgs(image_size=32)).build()
+    assert isinstance(transform, PerImageViews)  # the batched form, an image at a time
+    views = transform(textured(40))
     assert len(views) == 2
     for view in views:
         assert view.shape == (3, 32, 32) and view.dtype == torch.float32
@@ -60,7 +62,7 @@ def test_no_augmentation_is_crop_resize_and_normalise_only():
 @pytest.mark.parametrize("channels", [1, 2, 4])
 def test_grayscale_and_alpha_inputs_become_rgb(channels):
     image = textured(20, channels=channels)
-    rgb = ops.to_rgb(image)
+    rgb = functional.to_rgb(image)
     assert rgb.shape == (3, 20, 20) and rgb.dtype == torch.uint8
     if channels in (1, 2):
         assert torch.equal(rgb[0], image[0]) and torch.equal(rgb[1], rgb[2])
@@ -68,9 +70,17 @@ def test_grayscale_and_alpha_inputs_become_rgb(channels):
         assert torch.equal(rgb, image[:3])
     views = SimCLRTransform(SimCLRTransformArgs(image_size=8)).build()(image)
     assert all(v.shape == (3, 8, 8) for v in views)
-    assert ops.to_rgb(textured(5)[0]).shape == (3, 5, 5)  # a bare H×W image too
+    assert functional.to_rgb(textured(5)[0]).shape == (3, 5, 5)  # a bare H×W image too
 
 
 def test_blur_kernel_is_a_tenth_of_the_image():
-    assert ops.blur_kernel_size((224, 224)) == 23
-    assert ops.blur_kernel_size((32, 32)) == 3
+    assert functional.blur_kernel_size((224, 224)) == 23
+    assert functional.blur_kernel_size((32, 32)) == 3
+
+
+def test_a_transform_without_a_batched_form_must_build_its_own():
+    class Nothing(Transform):
+        name = "nothing"
+
+    with pytest.raises(NotImplementedError, match="neither build"):
+        Nothing(SimCLRTransformArgs()).build()

@@ -15,7 +15,7 @@ from typing import BinaryIO
 import torch
 from PIL import Image
 
-from ssl_core.transforms.ops import to_rgb
+from ssl_core.transforms.functional import to_rgb
 
 MAX_PIXELS = 100_000_000  # 10k × 10k; above this a file is skipped as a likely decompression bomb
 TORCHVISION_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})

@@ -57,11 +57,12 @@ class EncodedBatch:
 
     images: list[EncodedImage]
     boxes: list[torch.Tensor]  # per view: N×4 (x1, y1, x2, y2) in each image's pixels
-    params: list[torch.Tensor]  # per view: N×NUM_PARAMS
+    params: list[torch.Tensor]  # per view: N×that view's num_params
 
 
 class EncodedCollate:
-    """Collate in the loader workers: draw every view of every image, decode nothing."""
+    """Collate in the loader workers: draw every view of every image (with ``draw_views``,
+    as every path does, from the size in the file's header), decode nothing."""
 
     def __init__(self, batched: BatchedViews) -> None:
         self.batched = batched
@@ -124,7 +125,8 @@ def crop_each(images: Sequence[torch.Tensor], boxes: torch.Tensor, size: tuple[i
 def finish_encoded(
     batched: BatchedViews, batch: EncodedBatch, device: torch.device
 ) -> list[torch.Tensor]:
-    """Decode, crop and finish a batch's views on ``device``."""
+    """Decode, crop and finish a batch's views on ``device`` (each recipe's ops, then
+    normalisation, as on the other paths)."""
     images = decode_on(batch.images, device)
     crops = [
         crop_each(images, boxes.to(device, non_blocking=True), recipe.size)

@@ -47,6 +47,18 @@ class GaussianBlurArgs(StrictArgs):
     )
 
 
+class SolarizeArgs(StrictArgs):
+    prob: float = Field(0.0, ge=0, le=1, description="Probability of solarizing a view.")
+    threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Pixels at or above this value (on a 0–1 scale; 0.5 ≈ 128 of 255) are inverted."
+        ),
+    )
+
+
 class NormalizeArgs(StrictArgs):
     mean: tuple[float, float, float] = Field(IMAGENET_MEAN, description="Per-channel mean (RGB).")
     std: tuple[float, float, float] = Field(IMAGENET_STD, description="Per-channel std (RGB).")

@@ -9,10 +9,12 @@ from ssl_core.args import StrictArgs
 
 
 class Transform:
-    """Subclasses set ``name``, ``description`` and ``args_model`` and implement ``build``.
+    """Subclasses set ``name``, ``description`` and ``args_model`` and implement
+    ``build_batched`` or ``build``.
 
     ``build`` returns a callable taking one uint8 image tensor (C×H×W, RGB) and returning the
-    list of float views; it may import torch.
+    list of float views; it may import torch. By default it is the batched form run on one
+    image at a time.
     """
 
     name: ClassVar[str]
@@ -23,9 +25,15 @@ class Transform:
         self.args = args
 
     def build(self) -> Callable[[Any], list[Any]]:
-        raise NotImplementedError(f"{type(self).__name__} does not implement build()")
+        batched = self.build_batched()
+        if batched is None:
+            name = type(self).__name__
+            raise NotImplementedError(f"{name} implements neither build() nor build_batched()")
+        from ssl_core.transforms.batched import PerImageViews  # torch: only when building
+
+        return PerImageViews(batched)
 
     def build_batched(self) -> Any:
-        """Optionally, a ``ssl_core.transforms.batched.BatchedViews`` doing the same work a
-        batch at a time (much faster; the engine uses it when given). None: per image."""
+        """Optionally, a ``ssl_core.transforms.BatchedViews`` doing the same work a batch at
+        a time (much faster; the engine uses it when given). None: per image, ``build``."""
         return None

@@ -1,59 +1,32 @@
-"""Batched augmentation: per-image geometry on uint8, then colour, grayscale, blur and
-normalisation for the whole batch at once (in a loader worker, or on the GPU).
+"""Batched augmentation: per-image geometry on uint8, then a view's ops (flips, colour,
+grayscale, blur, solarization or a plugin's own) and normalisation for the whole batch at once,
+in a loader worker or on the GPU.
 
-Every random choice of a view is drawn from a generator seeded for that image, so an
-image's views do not depend on which batch, worker or process it lands in. The colour
-ops follow torchvision's definitions (ColorJitter applies its four ops in a random order
-per image; grayscale uses ITU-R 601 luma; blur is a separable Gaussian with reflect
-padding) and are tested against torchvision's functional ops image by image.
+Every random choice of a view is drawn from a generator seeded for that image, by the one
+function ``draw_views``, whichever path the batch takes; so an image's views do not depend on
+which path, batch, worker or process it lands in.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import final
 
 import torch
-import torch.nn.functional as F
 from torchvision.ops import roi_align
 from torchvision.transforms.v2 import functional as TF
 
-from ssl_core.transforms.args import (
-    ColorJitterArgs,
-    GaussianBlurArgs,
-    NormalizeArgs,
-    RandomFlipArgs,
-    RandomResizeArgs,
-)
-from ssl_core.transforms.ops import blur_kernel_size, to_rgb
+from ssl_core.transforms.args import NormalizeArgs, RandomResizeArgs
+from ssl_core.transforms.functional import to_rgb
+from ssl_core.transforms.ops import BatchedOp
 
-LUMA = (0.2989, 0.587, 0.114)
-BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
+Box = tuple[int, int, int, int]  # top, left, height, width
 
 
-@dataclass
-class ViewRecipe:
-    """The settings of one view's augmentation (SimCLR uses one recipe for both views)."""
-
-    size: tuple[int, int]
-    crop: RandomResizeArgs
-    flip: RandomFlipArgs
-    jitter: ColorJitterArgs
-    gray_prob: float
-    blur: GaussianBlurArgs
-    normalize: NormalizeArgs
-
-    @property
-    def kernel_size(self) -> int:
-        kernel = self.blur.kernel_size or blur_kernel_size(self.size)
-        return kernel + 1 if kernel % 2 == 0 else kernel
-
-
-def sample_crop(
-    height: int, width: int, crop: RandomResizeArgs, rng: random.Random
-) -> tuple[int, int, int, int]:
+def sample_crop(height: int, width: int, crop: RandomResizeArgs, rng: random.Random) -> Box:
     """(top, left, h, w) as torchvision's RandomResizedCrop draws them."""
     area = height * width
     log_ratio = (math.log(crop.min_ratio), math.log(crop.max_ratio))
@@ -74,35 +47,77 @@ def sample_crop(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-# Layout of a view's drawn parameters (one row per image).
-H_FLIP, V_FLIP, JITTER, FACTORS, ORDER, GRAY, BLUR, SIGMA = 0, 1, 2, 3, 7, 11, 12, 13
-NUM_PARAMS = 14
+@dataclass
+class ViewRecipe:
+    """One view's augmentation: a random resized crop to ``size``, ``ops`` in order, then
+    normalisation. A row of drawn values holds each op's ``params`` then ``early_params``,
+    op after op (``column`` finds one)."""
+
+    size: tuple[int, int]
+    crop: RandomResizeArgs
+    ops: Sequence[BatchedOp]
+    normalize: NormalizeArgs = field(default_factory=NormalizeArgs)
+
+    def _columns(self) -> list[dict[str, int]]:
+        """Per op, its value names and their columns."""
+        columns, start = [], 0
+        for op in self.ops:
+            names = op.params + op.early_params
+            columns.append({name: start + i for i, name in enumerate(names)})
+            start += len(names)
+        return columns
+
+    @property
+    def num_params(self) -> int:
+        return sum(len(columns) for columns in self._columns())
+
+    def column(self, op_type: type[BatchedOp], name: str) -> int:
+        """The column of value ``name`` of this recipe's one op of type ``op_type``."""
+        found = [
+            columns[name]
+            for op, columns in zip(self.ops, self._columns(), strict=True)
+            if isinstance(op, op_type) and name in columns
+        ]
+        if len(found) != 1:
+            raise ValueError(f"{len(found)} ops of type {op_type.__name__} draw {name!r}")
+        return found[0]
+
+    def draw(self, height: int, width: int, rng: random.Random) -> tuple[Box, list[float]]:
+        """One image's crop and row of values. The generator is read in this order: the crop,
+        every op's ``draw_early``, then every op's ``draw``, the ops in the order of ``ops``."""
+        box = sample_crop(height, width, self.crop, rng)
+        early = [_drawn(op, op.early_params, op.draw_early(rng)) for op in self.ops]
+        late = [_drawn(op, op.params, op.draw(rng)) for op in self.ops]
+        return box, [value for e, d in zip(early, late, strict=True) for value in (*d, *e)]
+
+    def finish(
+        self, pixels: torch.Tensor, params: torch.Tensor, masked: bool | None = None
+    ) -> torch.Tensor:
+        """The view's ops on its cropped float pixels in [0, 1] (N×3×H×W, changed in place),
+        given their drawn rows (N×num_params), then normalisation.
+
+        ``masked`` (default: on any device but the CPU) runs every op on the whole batch and
+        keeps its result where drawn, so nothing waits for the host; otherwise each op
+        touches only the images that drew it (see ``apply_drawn``).
+        """
+        if params.shape[-1] != self.num_params:
+            raise ValueError(
+                f"{params.shape[-1]} drawn values per image, expected {self.num_params}"
+            )
+        if masked is None:
+            masked = pixels.device.type != "cpu"
+        x = pixels
+        for op, columns in zip(self.ops, self._columns(), strict=True):
+            x = op.apply(x, {name: params[:, c] for name, c in columns.items()}, masked)
+        mean = torch.tensor(self.normalize.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.normalize.std, device=x.device).view(1, 3, 1, 1)
+        return x.sub_(mean).div_(std)
 
 
-def sample_params(recipe: ViewRecipe, rng: random.Random) -> list[float]:
-    """Flips, jitter on/off, its four factors and order, grayscale, blur and its sigma."""
-    j = recipe.jitter
-    s = j.strength
-
-    def around_one(amount: float) -> float:
-        return rng.uniform(max(0.0, 1 - amount * s), 1 + amount * s)
-
-    hue = min(j.hue * s, 0.5)
-    order = [BRIGHTNESS, CONTRAST, SATURATION, HUE]
-    rng.shuffle(order)
-    return [
-        float(rng.random() < recipe.flip.horizontal_prob),
-        float(rng.random() < recipe.flip.vertical_prob),
-        float(rng.random() < j.prob),
-        around_one(j.brightness),
-        around_one(j.contrast),
-        around_one(j.saturation),
-        rng.uniform(-hue, hue),
-        *order,
-        float(rng.random() < recipe.gray_prob),
-        float(rng.random() < recipe.blur.prob),
-        rng.uniform(*recipe.blur.sigmas),
-    ]
+def _drawn(op: BatchedOp, names: tuple[str, ...], values: Sequence[float]) -> Sequence[float]:
+    if len(values) != len(names):
+        raise ValueError(f"{type(op).__name__} drew {len(values)} values for {names}")
+    return values
 
 
 @dataclass
@@ -114,7 +129,7 @@ class PreparedBatch:
     view's crops, already resized.
     """
 
-    params: list[torch.Tensor]  # per view: N×NUM_PARAMS
+    params: list[torch.Tensor]  # per view: N×that view's num_params
     images: torch.Tensor | None = None  # N×3×H×W uint8
     boxes: list[torch.Tensor] | None = None  # per view: N×4 (x1, y1, x2, y2)
     crops: list[torch.Tensor] | None = None  # per view: N×3×S×S uint8
@@ -135,21 +150,23 @@ class PreparedBatch:
 
 
 def draw_views(
-    seeds: list[int], sizes: list[tuple[int, int]], recipes: list[ViewRecipe]
-) -> tuple[list[list[tuple[int, int, int, int]]], list[list[list[float]]]]:
-    """Per view, every image's crop (top, left, h, w) and parameters, drawn from a generator
-    seeded for that image: the same image and seed give the same views on any path."""
-    boxes: list[list[tuple[int, int, int, int]]] = [[] for _ in recipes]
+    seeds: list[int], sizes: list[tuple[int, int]], recipes: Sequence[ViewRecipe]
+) -> tuple[list[list[Box]], list[list[list[float]]]]:
+    """Per view, every image's crop (top, left, h, w) and row of values, drawn from a
+    generator seeded for that image. Every path draws here, so the same image and seed give
+    the same views on any of them."""
+    boxes: list[list[Box]] = [[] for _ in recipes]
     params: list[list[list[float]]] = [[] for _ in recipes]
     for seed, (height, width) in zip(seeds, sizes, strict=True):
         rng = random.Random(seed)
         for v, recipe in enumerate(recipes):
-            boxes[v].append(sample_crop(height, width, recipe.crop, rng))
-            params[v].append(sample_params(recipe, rng))
+            box, row = recipe.draw(height, width, rng)
+            boxes[v].append(box)
+            params[v].append(row)
     return boxes, params
 
 
-def box_tensor(crops: list[tuple[int, int, int, int]]) -> torch.Tensor:
+def box_tensor(crops: list[Box]) -> torch.Tensor:
     """(top, left, h, w) crops as roi_align's N×4 (x1, y1, x2, y2) boxes."""
     return torch.tensor(
         [(left, top, left + w, top + h) for top, left, h, w in crops], dtype=torch.float32
@@ -157,7 +174,7 @@ def box_tensor(crops: list[tuple[int, int, int, int]]) -> torch.Tensor:
 
 
 def prepare_views(
-    items: list[tuple[int, torch.Tensor]], recipes: list[ViewRecipe]
+    items: list[tuple[int, torch.Tensor]], recipes: Sequence[ViewRecipe]
 ) -> PreparedBatch:
     """The per-image part: draw every view's parameters; crop here only if sizes differ."""
     images = [to_rgb(image) for _, image in items]
@@ -182,127 +199,6 @@ def prepare_views(
     return PreparedBatch(params=param_tensors, crops=crops)
 
 
-def grayscale(x: torch.Tensor) -> torch.Tensor:
-    r, g, b = x.unbind(1)
-    return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(1)
-
-
-def _per_image(values: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, 1, 1, 1)
-
-
-def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """In place: x · factor, clamped to [0, 1]."""
-    return x.mul_(_per_image(factor)).clamp_(0, 1)
-
-
-def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """In place: blend with the image's mean gray level, mean + factor · (x - mean)."""
-    mean = grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
-    return x.sub_(mean).mul_(_per_image(factor)).add_(mean).clamp_(0, 1)
-
-
-def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """In place: blend with the image's grayscale version."""
-    gray = grayscale(x)
-    return x.sub_(gray).mul_(_per_image(factor)).add_(gray).clamp_(0, 1)
-
-
-def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate the hue by ``shift`` (fraction of a turn) in HSV space, as torchvision does."""
-    r, g, b = x.unbind(1)
-    value = torch.maximum(torch.maximum(r, g), b)  # faster than a max over the channel dim
-    delta = value - torch.minimum(torch.minimum(r, g), b)
-    gray = delta == 0
-    sat = delta / torch.where(gray, torch.ones_like(value), value)
-    delta = torch.where(gray, torch.ones_like(delta), delta)
-    hue = torch.where(
-        value == r,
-        (g - b) / delta,
-        torch.where(value == g, 2.0 + (b - r) / delta, 4.0 + (r - g) / delta),
-    )
-    hue = torch.where(gray, torch.zeros_like(hue), hue)
-    hue = (hue / 6.0 + shift.view(-1, 1, 1)).remainder(1.0) * 6.0
-    # HSV -> RGB without branches: channel c is v - v·s·clamp(min(k, 4 - k), 0, 1) with
-    # k = (n_c + 6h) mod 6 and n = 5, 3, 1 for R, G, B.
-    n = torch.tensor([5.0, 3.0, 1.0], device=x.device).view(1, 3, 1, 1)
-    k = (n + hue.unsqueeze(1)).remainder(6.0)
-    weight = torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
-    return value.unsqueeze(1) * (1.0 - sat.unsqueeze(1) * weight)
-
-
-COLOUR_OPS = {
-    BRIGHTNESS: adjust_brightness,
-    CONTRAST: adjust_contrast,
-    SATURATION: adjust_saturation,
-    HUE: adjust_hue,
-}
-
-
-def gaussian_kernels(sigmas: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    half = (kernel_size - 1) / 2
-    x = torch.linspace(-half, half, kernel_size, device=sigmas.device)
-    pdf = torch.exp(-0.5 * (x.view(1, -1) / sigmas.view(-1, 1)) ** 2)
-    return pdf / pdf.sum(dim=1, keepdim=True)
-
-
-def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Each image blurred with its own sigma: one grouped separable convolution."""
-    n, c, h, w = x.shape
-    kernels = gaussian_kernels(sigmas, kernel_size).repeat_interleave(c, dim=0)  # (n·c)×K
-    pad = kernel_size // 2
-    flat = x.reshape(1, n * c, h, w)
-    flat = F.pad(flat, (pad, pad, pad, pad), mode="reflect")
-    flat = F.conv2d(flat, kernels.view(n * c, 1, 1, kernel_size), groups=n * c)
-    flat = F.conv2d(flat, kernels.view(n * c, 1, kernel_size, 1), groups=n * c)
-    return flat.view(n, c, h, w)
-
-
-def finish_views(
-    pixels: torch.Tensor, params: torch.Tensor, recipe: ViewRecipe, masked: bool | None = None
-) -> torch.Tensor:
-    """The batched stage on float pixels in [0, 1] (N×3×S×S): flips, colour jitter,
-    grayscale, blur, then normalisation.
-
-    Each op touches only the images that drew it. On the CPU those images are gathered
-    (less work); on a GPU (``masked``, the default there) every op runs on the whole batch
-    and a mask keeps its result where drawn, so the stage needs no host synchronisation.
-    """
-    if masked is None:
-        masked = pixels.device.type != "cpu"
-    x = pixels
-
-    def apply(
-        chosen: torch.Tensor,
-        fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        values: torch.Tensor,
-    ) -> torch.Tensor:
-        if masked:
-            return torch.where(chosen.view(-1, 1, 1, 1), fn(x.clone(), values), x)
-        index = chosen.nonzero().flatten()
-        if len(index):
-            x[index] = fn(x[index], values[index])
-        return x
-
-    p = params
-    x = apply(p[:, H_FLIP] > 0, lambda img, _: img.flip(-1), p[:, H_FLIP])
-    x = apply(p[:, V_FLIP] > 0, lambda img, _: img.flip(-2), p[:, V_FLIP])
-    jitter = p[:, JITTER] > 0
-    order = p[:, ORDER : ORDER + 4].long()
-    for position in range(4):
-        for op, fn in COLOUR_OPS.items():
-            x = apply(jitter & (order[:, position] == op), fn, p[:, FACTORS + op])
-    x = apply(p[:, GRAY] > 0, lambda img, _: grayscale(img).expand(-1, 3, -1, -1), p[:, GRAY])
-    x = apply(
-        p[:, BLUR] > 0,
-        lambda img, sigma: gaussian_blur(img, sigma, recipe.kernel_size),
-        p[:, SIGMA],
-    )
-    mean = torch.tensor(recipe.normalize.mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(recipe.normalize.std, device=x.device).view(1, 3, 1, 1)
-    return x.sub_(mean).div_(std)
-
-
 def crop_batch(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Every image's crop box resized to ``size`` in one call: bilinear, averaging over
     several samples per output pixel where the crop is larger (like antialiasing)."""
@@ -310,12 +206,17 @@ def crop_batch(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int])
     return roi_align(images, torch.cat([indices, boxes], dim=1), list(size), aligned=True)
 
 
+@final
 class BatchedViews:
     """A transform's batched form: ``prepare`` in the loader workers, ``finish`` wherever the
-    batch is (worker on CPU runs, GPU otherwise)."""
+    batch is (worker on CPU runs, GPU otherwise).
 
-    def __init__(self, recipes: list[ViewRecipe]) -> None:
-        self.recipes = recipes
+    Not for subclassing: a transform extends it through its recipes' ops, since the nvJPEG
+    path draws with ``draw_views`` and finishes with ``finish_crops``, bypassing ``prepare``.
+    """
+
+    def __init__(self, recipes: Sequence[ViewRecipe]) -> None:
+        self.recipes = list(recipes)
 
     def prepare(self, items: list[tuple[int, torch.Tensor]]) -> PreparedBatch:
         return prepare_views(items, self.recipes)
@@ -334,8 +235,24 @@ class BatchedViews:
     def finish_crops(
         self, crops: list[torch.Tensor], params: list[torch.Tensor]
     ) -> list[torch.Tensor]:
-        """Per view, the cropped float pixels in [0, 1] and the drawn parameters."""
+        """Per view, the cropped float pixels in [0, 1] and the drawn rows: finished views."""
         return [
-            finish_views(pixels, view_params, recipe)
+            recipe.finish(pixels, view_params)
             for pixels, view_params, recipe in zip(crops, params, self.recipes, strict=True)
         ]
+
+
+class PerImageViews:
+    """Callable: uint8 image (C×H×W, any channel count) -> its views, float 3×H×W each.
+
+    The batched path on a batch of one. Its seed comes from torch's global generator, so
+    ``torch.manual_seed`` makes it repeatable.
+    """
+
+    def __init__(self, batched: BatchedViews) -> None:
+        self.batched = batched
+
+    def __call__(self, image: torch.Tensor) -> list[torch.Tensor]:
+        seed = int(torch.randint(0, 2**62, (1,)))
+        views = self.batched.finish(self.batched.prepare([(seed, image)]))
+        return [view[0] for view in views]
