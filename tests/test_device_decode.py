@@ -4,7 +4,10 @@ torchvision's batched decode_jpeg takes the same list input as the CUDA one."""
 
 from __future__ import annotations
 
+import random
 import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,30 +25,40 @@ from ssl_core.data.device_decode import (
     finish_encoded,
     load_encoded,
 )
-from ssl_core.train.loop import device_stages
-from ssl_core.transforms import batched as B
-from ssl_core.transforms.args import (
+from ssl_core.train.data import device_stages
+from ssl_core.transforms import (
+    BatchedOp,
+    BatchedViews,
+    ColorJitter,
     ColorJitterArgs,
+    GaussianBlur,
     GaussianBlurArgs,
-    NormalizeArgs,
+    RandomFlip,
     RandomFlipArgs,
+    RandomGrayscale,
     RandomResizeArgs,
+    RandomSolarize,
+    SolarizeArgs,
+    ViewRecipe,
+    apply_drawn,
 )
+from ssl_core.transforms.batched import PreparedBatch, crop_batch
 
 CPU = torch.device("cpu")
 
 
-def pipeline(size: int = 16) -> B.BatchedViews:
-    recipe = B.ViewRecipe(
-        size=(size, size),
-        crop=RandomResizeArgs(),
-        flip=RandomFlipArgs(),
-        jitter=ColorJitterArgs(),
-        gray_prob=0.2,
-        blur=GaussianBlurArgs(prob=0.5),
-        normalize=NormalizeArgs(),
-    )
-    return B.BatchedViews([recipe, recipe])
+def simclr_ops(blur_prob: float = 0.5) -> list[BatchedOp]:
+    return [
+        RandomFlip(RandomFlipArgs()),
+        ColorJitter(ColorJitterArgs()),
+        RandomGrayscale(0.2),
+        GaussianBlur(GaussianBlurArgs(prob=blur_prob)),
+    ]
+
+
+def pipeline(size: int = 16) -> BatchedViews:
+    recipe = ViewRecipe(size=(size, size), crop=RandomResizeArgs(), ops=simclr_ops())
+    return BatchedViews([recipe, recipe])
 
 
 def photo(path: Path, width: int, height: int, seed: int, fmt: str = "JPEG") -> Path:
@@ -102,7 +115,7 @@ def test_images_of_different_sizes_are_each_cropped_from_their_own_box(tmp_path)
     boxes = torch.tensor([[2.0, 3.0, 30.0, 25.0], [0.0, 0.0, 17.0, 50.0], [10.0, 5.0, 60.0, 40.0]])
     crops = crop_each(images, boxes, (12, 12))
     for i, image in enumerate(images):  # each equals the batched crop of that image alone
-        alone = B.crop_batch(image[None].float() / 255, boxes[i : i + 1], (12, 12))[0]
+        alone = crop_batch(image[None].float() / 255, boxes[i : i + 1], (12, 12))[0]
         torch.testing.assert_close(crops[i], alone, atol=1e-5, rtol=1e-5)
     batch = EncodedCollate(pipeline(12))([(i, load_encoded(p)) for i, p in enumerate(paths)])
     views = finish_encoded(pipeline(12), batch, CPU)
@@ -147,3 +160,92 @@ def test_unreadable_files_raise_no_traceback_in_the_worker(tmp_path):
         warnings.simplefilter("always")
         seed, image = dataset[(9, 1)]
     assert image.path == str(files[2]) and "1.jpg" in str(caught[0].message)
+
+
+@dataclass
+class RandomTint(BatchedOp):
+    """A plugin's own op: with probability ``prob``, shift every pixel by a drawn offset and
+    swap red and blue."""
+
+    prob: float
+    params = ("applied", "offset")
+
+    def draw(self, rng: random.Random) -> Sequence[float]:
+        return [float(rng.random() < self.prob), rng.uniform(-0.3, 0.3)]
+
+    def apply(self, x: torch.Tensor, p: Mapping[str, torch.Tensor], masked: bool) -> torch.Tensor:
+        def tint(images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+            return images.add_(offsets.view(-1, 1, 1, 1)).clamp_(0, 1).flip(1)
+
+        return apply_drawn(x, p["applied"] > 0, tint, p["offset"], masked)
+
+
+def tinted(prob: float) -> list[ViewRecipe]:
+    recipe = ViewRecipe((16, 16), RandomResizeArgs(), [*simclr_ops(), RandomTint(prob)])
+    return [recipe, recipe]
+
+
+def byol(solarize_prob: float) -> list[ViewRecipe]:
+    """BYOL's two views: one always blurred and never solarized, the other rarely blurred
+    and sometimes solarized."""
+    return [
+        ViewRecipe(
+            (16, 16), RandomResizeArgs(), [*simclr_ops(1.0), RandomSolarize(SolarizeArgs())]
+        ),
+        ViewRecipe(
+            (16, 16),
+            RandomResizeArgs(),
+            [*simclr_ops(0.1), RandomSolarize(SolarizeArgs(prob=solarize_prob))],
+        ),
+    ]
+
+
+# name: (recipes given the op's probability, the op's probability, the op)
+EXTENDED = {"plugin op": (tinted, 0.5, RandomTint), "byol": (byol, 0.2, RandomSolarize)}
+
+
+def finish_masked(views: BatchedViews, batch: PreparedBatch) -> list[torch.Tensor]:
+    """``finish`` as on a GPU: every op on the whole batch, kept where drawn."""
+    assert batch.images is not None and batch.boxes is not None
+    images = batch.images.float() / 255
+    return [
+        recipe.finish(crop_batch(images, boxes, recipe.size), params, masked=True)
+        for recipe, boxes, params in zip(views.recipes, batch.boxes, batch.params, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("case", list(EXTENDED))
+def test_an_added_op_gives_the_same_views_on_every_path(tmp_path, case):
+    make, prob, op_type = EXTENDED[case]
+    views = BatchedViews(make(prob))
+    paths = [photo(tmp_path / f"{i}.jpg", 40, 32, seed=i) for i in range(10)]
+    seeds = range(1000, 1010)  # three of these draw BYOL's solarization (p = 0.2)
+    decoded = [(seed, decode_file(path)) for seed, path in zip(seeds, paths, strict=True)]
+    encoded = [(seed, load_encoded(path)) for seed, path in zip(seeds, paths, strict=True)]
+
+    expected = BatchCollate(views, finish=True)(decoded)  # in the worker, on the CPU
+    shipped = BatchCollate(views, finish=False)(decoded)
+    one_by_one = [views.finish(views.prepare([item])) for item in decoded]
+    by_path = {
+        "finished after the copy": views.finish(shipped.to(CPU)),
+        "finished masked": finish_masked(views, shipped),
+        "decoded by nvJPEG": finish_encoded(views, EncodedCollate(views)(encoded), CPU),
+        "image by image": [torch.cat(view) for view in zip(*one_by_one, strict=True)],
+    }
+    for path, got in by_path.items():
+        for got_view, expected_view in zip(got, expected, strict=True):
+            torch.testing.assert_close(
+                got_view, expected_view, atol=1e-5, rtol=1e-5, msg=lambda m, p=path: f"{p}: {m}"
+            )
+
+    # The op's draws are used, on the nvJPEG path too: against the same recipes with the op
+    # never applied (same draws otherwise), exactly the images that drew it changed.
+    never = BatchedViews(make(0.0))
+    untouched = finish_encoded(never, EncodedCollate(never)(encoded), CPU)
+    drawn_any = False
+    for v, recipe in enumerate(views.recipes):
+        drawn = shipped.params[v][:, recipe.column(op_type, "applied")] > 0
+        changed = (by_path["decoded by nvJPEG"][v] != untouched[v]).flatten(1).any(dim=1)
+        assert torch.equal(changed, drawn), (v, changed, drawn)
+        drawn_any |= bool(drawn.any())
+    assert drawn_any

@@ -9,13 +9,13 @@ import torch
 from torch import nn
 
 from ssl_core.optimizer_args import OptimizerArgs
+from ssl_core.schedules import warmup_cosine
 from ssl_core.train.optim import (
     LARS,
     build_optimizer,
     build_scheduler,
     parameter_groups,
     scaled_lr,
-    warmup_cosine,
     warmup_steps,
 )
 

@@ -11,9 +11,8 @@ import torchvision
 
 import ssl_core
 from conftest import SSL_SCRIPT, held_apart_cifar, pretrain_args, run_ssl, sigkill_during_run
-from ssl_core import ConfigError
+from ssl_core import ConfigError, NonFiniteLoss
 from ssl_core.eval.knn import embed_images, knn_accuracy
-from ssl_core.train.loop import NonFiniteLoss
 
 SMALL = {
     "model": "torchvision/resnet18",

@@ -1,6 +1,7 @@
 """ssl-core: self-supervised pretraining of vision backbones, with methods as plugins.
 
-Importing ``ssl_core`` is cheap: torch loads only when a model is built or training starts.
+Importing ``ssl_core`` is cheap: torch loads only when a model is built or training starts
+(``MethodModule`` and ``StepOutput`` load it on first access).
 """
 
 from __future__ import annotations
@@ -9,26 +10,45 @@ from typing import TYPE_CHECKING, Any
 
 from ssl_core.args import StrictArgs
 from ssl_core.backbones.provider import BackboneProvider
-from ssl_core.errors import ConfigError, PluginError, SSLCoreError, UnknownNameError
+from ssl_core.errors import (
+    ConfigError,
+    FirstStepFailed,
+    NonFiniteLoss,
+    PluginError,
+    RankFailed,
+    SSLCoreError,
+    UnknownNameError,
+)
 from ssl_core.hookspecs import hookimpl
 from ssl_core.method import Method
 from ssl_core.optimizer_args import OptimizerArgs
 from ssl_core.plugins import host
 from ssl_core.pretraining import pretrain
+from ssl_core.results import PretrainResult
+from ssl_core.run_info import RunInfo
 from ssl_core.transforms.base import Transform
 
 if TYPE_CHECKING:
     from ssl_core.backbones.backbone import Backbone
+    from ssl_core.method_module import MethodModule, StepOutput
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backbone",
     "BackboneProvider",
     "ConfigError",
+    "FirstStepFailed",
     "Method",
+    "MethodModule",
+    "NonFiniteLoss",
     "OptimizerArgs",
     "PluginError",
+    "PretrainResult",
+    "RankFailed",
+    "RunInfo",
     "SSLCoreError",
+    "StepOutput",
     "StrictArgs",
     "Transform",
     "UnknownNameError",
@@ -69,3 +89,19 @@ def list_models(filter: str = "") -> list[str]:
 def build_backbone(name: str, **model_args: Any) -> Backbone:
     """A randomly initialised backbone for a registry name."""
     return host.registry.build_backbone(name, **model_args)
+
+
+_LAZY = {
+    "Backbone": "ssl_core.backbones.backbone",
+    "MethodModule": "ssl_core.method_module",
+    "StepOutput": "ssl_core.method_module",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The torch-bound public names, imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ssl_core' has no attribute {name!r}")

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from ssl_core.args import StrictArgs, validate_args
+from ssl_core.backbones.provider import BackboneSource
 from ssl_core.errors import ConfigError
 from ssl_core.method import Method
 from ssl_core.optimizer_args import OptimizerArgs
 from ssl_core.plugins import host
+from ssl_core.transforms.base import Transform
 
 Accelerator = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "32-true", "bf16-mixed"]
@@ -65,19 +68,19 @@ class PretrainArgs(StrictArgs):
 TOP_LEVEL_KEYS = tuple(PretrainArgs.model_fields)
 
 
-class ResolvedConfig(BaseModel):
-    """Everything the engine needs, validated; ``to_json`` is what ``config.json`` holds."""
-
-    model_config = {"arbitrary_types_allowed": True}
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """Everything the engine needs, validated; ``to_json`` is what ``config.json`` holds.
+    It is all the training processes get: they never look up a plugin themselves."""
 
     args: PretrainArgs
-    method_cls: Any
-    method_args: Any
-    transform_cls: Any
-    transform_args: Any
+    method_cls: type[Method]
+    method_args: StrictArgs
+    transform_cls: type[Transform]
+    transform_args: StrictArgs
     optim_args: OptimizerArgs
     epochs: int
-    custom_model: Any = None  # a user's nn.Module, when given instead of a name
+    backbone: BackboneSource
 
     def to_json(self) -> dict[str, Any]:
         data = self.args.model_dump(mode="json")
@@ -150,7 +153,10 @@ def resolve(values: Mapping[str, Any], *, from_strings: bool = False) -> Resolve
         base=method_cls.default_optimizer,
     )
     if custom_model is None:
-        host.registry.resolve_model(args.model)
+        provider, _ = host.registry.resolve_model(args.model)
+        backbone = BackboneSource(args.model, provider, dict(args.model_args or {}))
+    else:
+        backbone = BackboneSource(args.model, module=custom_model)
     return ResolvedConfig(
         args=args,
         method_cls=method_cls,
@@ -159,7 +165,7 @@ def resolve(values: Mapping[str, Any], *, from_strings: bool = False) -> Resolve
         transform_args=transform_args,
         optim_args=optim_args,
         epochs=args.epochs or method_cls.default_epochs,
-        custom_model=custom_model,
+        backbone=backbone,
     )
 
 

@@ -41,3 +41,15 @@ class ConfigError(SSLCoreError, ValueError):
 
 class PluginError(SSLCoreError):
     """Plugins that cannot work together, e.g. two registering the same name."""
+
+
+class NonFiniteLoss(SSLCoreError):
+    """The loss (the mean over all processes) became NaN or infinite; training stopped."""
+
+
+class FirstStepFailed(SSLCoreError):
+    """The model could not take the first batch: usually image size and model disagree."""
+
+
+class RankFailed(SSLCoreError):
+    """One of the training processes failed; the others were stopped."""

@@ -6,6 +6,7 @@ without loading the heavy code. ``build`` imports what it needs.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ssl_core.args import StrictArgs
@@ -15,14 +16,17 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ssl_core.backbones.backbone import Backbone
+    from ssl_core.run_info import RunInfo
 
 
 class Method:
     """A self-supervised method: its schema, its defaults, and how it trains a backbone.
 
-    Subclasses set the class attributes and implement ``build``. The module ``build`` returns
-    takes the list of augmented views (each a float tensor N×C×H×W) and returns the scalar loss
-    from ``forward``; it must hold the backbone as its ``backbone`` attribute.
+    Subclasses set the class attributes and implement ``build(backbone, run)``, which
+    returns the trainable module: an ``nn.Module`` holding the backbone as ``backbone``,
+    whose ``forward`` takes the list of augmented views (float tensors N×C×H×W) and
+    returns the loss or a ``StepOutput``. It may subclass ``ssl_core.MethodModule`` for the
+    lifecycle hooks. The 0.1 form ``build(self, backbone)`` is still accepted.
     """
 
     name: ClassVar[str]
@@ -36,9 +40,21 @@ class Method:
     default_optimizer: ClassVar[OptimizerArgs] = OptimizerArgs()
     sync_batchnorm: ClassVar[bool] = False
     """Convert BatchNorm to SyncBatchNorm when training on several processes."""
+    broadcast_buffers: ClassVar[bool] = True
+    """False when the module's buffers are rank-local (a queue of this process's keys):
+    DDP then does not copy rank 0's buffers to every process before each step."""
 
     def __init__(self, args: StrictArgs) -> None:
         self.args = args
 
-    def build(self, backbone: Backbone) -> nn.Module:
-        raise NotImplementedError(f"{type(self).__name__} does not implement build(backbone)")
+    def build(self, backbone: Backbone, run: RunInfo) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} does not implement build(backbone, run)")
+
+
+def build_module(method: Method, backbone: Backbone, run: RunInfo) -> nn.Module:
+    """Call ``method.build`` with the run context, or without it for a 0.1 method."""
+    try:
+        inspect.signature(method.build).bind(backbone, run)
+    except TypeError:
+        return method.build(backbone)  # type: ignore[call-arg]
+    return method.build(backbone, run)

@@ -11,7 +11,7 @@ from ssl_core import config
 if TYPE_CHECKING:
     from torch import nn
 
-    from ssl_core.train.loop import PretrainResult
+    from ssl_core.results import PretrainResult
 
 
 def pretrain(

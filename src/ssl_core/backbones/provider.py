@@ -1,10 +1,13 @@
-"""The BackboneProvider interface: one provider serves every name under its prefix."""
+"""The BackboneProvider interface, and a backbone resolved for a run."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from ssl_core.backbones.backbone import Backbone
 
 
@@ -24,3 +27,24 @@ class BackboneProvider:
     def build(self, name: str, **model_args: Any) -> Backbone:
         """A randomly initialised backbone; never downloads weights."""
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class BackboneSource:
+    """Where a run's backbone comes from: a provider and a name in it, or the user's own
+    module. It travels with the run's configuration to every training process, so
+    processes started for ``devices=N`` need no plugin lookup (and know providers that were
+    registered in-process)."""
+
+    name: str
+    provider: BackboneProvider | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    module: nn.Module | None = None
+
+    def build(self) -> Backbone:
+        from ssl_core.backbones.backbone import from_module
+
+        if self.module is not None:
+            return from_module(self.module, self.name)
+        assert self.provider is not None
+        return self.provider.build(self.name.partition("/")[2], **self.model_args)

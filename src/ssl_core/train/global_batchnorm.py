@@ -9,28 +9,9 @@ the mean and variance includes every process's loss.
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-class AllReduceSum(torch.autograd.Function):
-    """Sum over processes; the backward sums the gradients the same way."""
-
-    @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
-        out = tensor.clone()
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        out = grad.clone()
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
+from ssl_core.distributed import all_reduce_sum_with_gradient, is_distributed
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -41,7 +22,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not (self.training and _distributed()):
+        if not (self.training and is_distributed()):
             return super().forward(input)
         self._check_input_dim(input)
         channels = input.shape[1]
@@ -51,11 +32,11 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         # Two passes (mean, then squared deviations) rather than E[x²] - E[x]², which loses
         # the variance to cancellation when the mean is large against the spread.
         count = torch.full((1,), input.numel() / channels, device=input.device)
-        total = AllReduceSum.apply(torch.cat([values.sum(dims), count]))
+        total = all_reduce_sum_with_gradient(torch.cat([values.sum(dims), count]))
         n = total[-1]
         mean = total[:channels] / n
         centered = values - mean.view(shape)
-        var = AllReduceSum.apply((centered * centered).sum(dims)) / n
+        var = all_reduce_sum_with_gradient((centered * centered).sum(dims)) / n
         if self.track_running_stats and self.running_mean is not None:
             self._update_running_stats(mean.detach(), var.detach(), n.detach())
         out = centered * torch.rsqrt(var.view(shape) + self.eps)
@@ -75,7 +56,9 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 def convert_global_batchnorm(module: nn.Module) -> nn.Module:
-    """Replace every BatchNorm*d in ``module`` by GlobalBatchNorm, keeping its parameters."""
+    """Replace every BatchNorm*d in ``module`` by GlobalBatchNorm that holds the very same
+    Parameter and buffer objects: a frozen norm (``requires_grad=False``, a momentum
+    target's) stays frozen, and an optimiser or EMA that holds them keeps working."""
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(
         module, GlobalBatchNorm
     ):
@@ -85,23 +68,17 @@ def convert_global_batchnorm(module: nn.Module) -> nn.Module:
             module.momentum,
             module.affine,
             module.track_running_stats,
-        ).to(device=_device(module), dtype=_dtype(module))
-        converted.load_state_dict(module.state_dict())
+            device="meta",  # placeholders only: the originals replace them below
+        )
+        for name, param in module.named_parameters(recurse=False):
+            setattr(converted, name, param)
+        for name, buffer in module.named_buffers(recurse=False):
+            setattr(converted, name, buffer)
         converted.train(module.training)
         return converted
     for name, child in module.named_children():
         module.add_module(name, convert_global_batchnorm(child))
     return module
-
-
-def _device(module: nn.Module) -> torch.device:
-    tensors = [*module.parameters(), *module.buffers()]
-    return tensors[0].device if tensors else torch.device("cpu")
-
-
-def _dtype(module: nn.Module) -> torch.dtype:
-    params = list(module.parameters())
-    return params[0].dtype if params else torch.float32
 
 
 def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:

@@ -6,33 +6,47 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
+import tempfile
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch.multiprocessing as mp
 
 from ssl_core.config import ResolvedConfig
-from ssl_core.errors import SSLCoreError
-from ssl_core.train import distributed
-from ssl_core.train.distributed import Placement
-from ssl_core.train.loop import PreparedData, PretrainResult, prepare_data, train
+from ssl_core.errors import RankFailed, SSLCoreError
+from ssl_core.results import PretrainResult
+from ssl_core.train import process_group
+from ssl_core.train.data import PreparedData, prepare_data
+from ssl_core.train.loop import train
+from ssl_core.train.process_group import Placement
 
-
-class RankFailed(SSLCoreError):
-    """One of the training processes failed; the others were stopped."""
+MESSAGE_LINES = 3  # of a failed process's error, shown to the user; train.log has it all
 
 
 def launch(resolved: ResolvedConfig) -> PretrainResult:
-    place = distributed.launched_placement()
+    place = process_group.launched_placement()
     if place is not None:
         try:
             return train(resolved, place)
         finally:
-            distributed.destroy()
-    devices = distributed.resolve_devices(resolved.args.devices, resolved.args.accelerator)
+            process_group.destroy()
+    devices = process_group.resolve_devices(resolved.args.devices, resolved.args.accelerator)
     if devices == 1:
         return train(resolved)
     return spawn(resolved, devices)
+
+
+@dataclass
+class Failure:
+    """What a failed process sends back: enough for one clear message."""
+
+    rank: int
+    kind: str  # the exception's class name
+    message: str
+    traceback: str
+    user_error: bool  # an SSLCoreError: its message is the whole story
 
 
 def spawn(resolved: ResolvedConfig, devices: int) -> PretrainResult:
@@ -42,13 +56,23 @@ def spawn(resolved: ResolvedConfig, devices: int) -> PretrainResult:
     if data.cache is not None:
         for tensor in (data.cache.storage, data.cache.offsets, data.cache.shapes):
             tensor.share_memory_()
-    port = distributed.free_port()
+    port = process_group.free_port()
+    failures = mp.get_context("spawn").SimpleQueue()
     # torch logs a warning for each process it stops after a failure; the error says it all.
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
     try:
-        mp.spawn(_rank_main, args=(resolved, data, port, devices), nprocs=devices, join=True)
+        mp.spawn(
+            _rank_main, args=(resolved, data, port, devices, failures), nprocs=devices, join=True
+        )
     except mp.ProcessRaisedException as exc:
-        raise RankFailed(_describe_failure(str(exc), exc.error_index, devices)) from None
+        # The first failure sent is the cause; the others' errors are its consequences.
+        first = failures.get() if not failures.empty() else None
+        if first is None:
+            raise RankFailed(
+                f"Training process {exc.error_index} of {devices} failed: "
+                f"{_last_line(str(exc))} The other processes were stopped."
+            ) from None
+        raise RankFailed(_describe(first, devices, Path(resolved.args.out))) from None
     except mp.ProcessExitedException as exc:
         raise RankFailed(
             f"Training process {exc.error_index} of {devices} exited unexpectedly "
@@ -59,18 +83,55 @@ def spawn(resolved: ResolvedConfig, devices: int) -> PretrainResult:
 
 
 def _rank_main(
-    rank: int, resolved: ResolvedConfig, data: PreparedData, port: int, world: int
+    rank: int,
+    resolved: ResolvedConfig,
+    data: PreparedData,
+    port: int,
+    world: int,
+    failures: Any,
 ) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     try:
         train(resolved, Placement(rank=rank, world_size=world, local_rank=rank), data)
+    except Exception as exc:
+        failures.put(
+            Failure(
+                rank,
+                type(exc).__name__,
+                str(exc),
+                traceback.format_exc(),
+                isinstance(exc, SSLCoreError),
+            )
+        )
+        raise
     finally:
-        distributed.destroy()
+        process_group.destroy()
 
 
-def _describe_failure(traceback_text: str, index: int, devices: int) -> str:
-    """The failing process's own error line, and which process it was."""
-    lines = [line for line in traceback_text.strip().splitlines() if line.strip()]
-    last = lines[-1] if lines else traceback_text
-    last = re.sub(r"^[\w.]+: ", "", last)  # drop the exception's qualified class name
-    return f"Training process {index} of {devices} failed: {last} The other processes were stopped."
+def _describe(failure: Failure, devices: int, out: Path) -> str:
+    """The failed process's error type and the first lines of its message, and where its
+    full traceback is."""
+    head = f"Training process {failure.rank} of {devices} failed:"
+    if failure.user_error:
+        return f"{head} {failure.message} The other processes were stopped."
+    lines = [line.strip() for line in failure.message.splitlines() if line.strip()]
+    shown = " ".join(line[:300] for line in lines[:MESSAGE_LINES])
+    more = " …" if len(lines) > MESSAGE_LINES else ""
+    log = out / "train.log"
+    if not log.is_file() or f"Process {failure.rank} failed" not in log.read_text(
+        encoding="utf-8", errors="replace"
+    ):
+        # It failed before the run's folder was ready: keep the traceback elsewhere.
+        handle, name = tempfile.mkstemp(prefix=f"ssl-core-process{failure.rank}-", suffix=".log")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(failure.traceback)
+        log = Path(name)
+    return (
+        f"{head} {failure.kind}: {shown}{more} Its full traceback is in {log}. "
+        f"The other processes were stopped."
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text

@@ -1,8 +1,8 @@
-"""Optimisers (SGD, LARS, AdamW), linear lr scaling, and warmup + cosine per step."""
+"""Optimisers (SGD, LARS, AdamW), parameter groups, linear lr scaling, and warmup + cosine
+per step."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,6 +12,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from ssl_core.optimizer_args import OptimizerArgs
+from ssl_core.schedules import warmup_cosine
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -34,8 +35,41 @@ def scaled_lr(args: OptimizerArgs, global_batch: int) -> float:
     return args.lr * global_batch / args.lr_reference_batch
 
 
+def method_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """The module's own groups (``param_groups``) where it gives them, else the core's rule.
+    Every trainable parameter must be in exactly one group: an optimiser that silently
+    skips one would leave it untrained."""
+    choose = getattr(module, "param_groups", None)
+    groups = choose(weight_decay) if choose is not None else None
+    if groups is None:
+        return parameter_groups(module, weight_decay)
+    names = {id(p): name for name, p in module.named_parameters() if p.requires_grad}
+    seen: set[int] = set()
+    filled = []
+    for group in groups:
+        params = list(group["params"])
+        for param in params:
+            if id(param) in seen:
+                raise ValueError(
+                    f"{type(module).__name__}.param_groups() puts parameter "
+                    f"'{names.get(id(param), '?')}' in two groups."
+                )
+            seen.add(id(param))
+        filled.append(
+            {"weight_decay": weight_decay, "lars_exclude": False, **group, "params": params}
+        )
+    missing = [name for key, name in names.items() if key not in seen]
+    if missing:
+        raise ValueError(
+            f"{type(module).__name__}.param_groups() leaves out {len(missing)} trainable "
+            f"parameter(s), e.g. {', '.join(missing[:3])}: put every parameter with "
+            f"requires_grad in a group, or freeze it."
+        )
+    return filled
+
+
 def build_optimizer(model: nn.Module, args: OptimizerArgs, global_batch: int) -> Optimizer:
-    groups = parameter_groups(model, args.weight_decay)
+    groups = method_groups(model, args.weight_decay)
     lr = scaled_lr(args, global_batch)
     if args.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=args.momentum)
@@ -100,14 +134,6 @@ class LARS(Optimizer):
 def warmup_steps(args: OptimizerArgs, steps_per_epoch: int, total_steps: int) -> int:
     """``warmup_epochs`` or a tenth of the run, whichever is less."""
     return int(min(args.warmup_epochs * steps_per_epoch, total_steps / 10))
-
-
-def warmup_cosine(step: int, total_steps: int, warmup: int) -> float:
-    """lr factor for the update with index ``step``: linear up to 1, then cosine to 0."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total_steps - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def build_scheduler(optimizer: Optimizer, total_steps: int, warmup: int) -> LambdaLR:

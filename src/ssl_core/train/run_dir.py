@@ -109,3 +109,19 @@ def _tensorboard_writer(path: Path) -> Any:
 
 def write_config(out: Path, config: dict[str, Any]) -> None:
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def append_traceback(out: Path, rank: int, exc: BaseException) -> Path | None:
+    """Add a failure's full traceback to ``train.log`` (any process may: appends of one
+    write each do not interleave), so an unattended run keeps what the console lost."""
+    import traceback
+
+    path = out / "train.log"
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"{stamp} Process {rank} failed:\n{text}")
+    except OSError:
+        return None
+    return path

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ssl_core.args import StrictArgs
-from ssl_core.transforms.args import (
+from ssl_core import StrictArgs
+from ssl_core.transforms import (
     ColorJitterArgs,
     GaussianBlurArgs,
     ImageSizeMixin,

@@ -3,33 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-class GatherWithGradient(torch.autograd.Function):
-    """all_gather whose backward sums every rank's gradient and keeps this rank's slice."""
-
-    @staticmethod
-    def forward(ctx, tensor: Tensor) -> tuple[Tensor, ...]:
-        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, tensor.contiguous())
-        return tuple(gathered)
-
-    @staticmethod
-    def backward(ctx, *grads: Tensor) -> Tensor:
-        stacked = torch.stack(grads)
-        dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
-        return stacked[dist.get_rank()]
-
-
-def gather_with_gradient(tensor: Tensor) -> Tensor:
-    return torch.cat(GatherWithGradient.apply(tensor), dim=0)
-
-
-def distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+from ssl_core import distributed
 
 
 class NTXentLoss(nn.Module):
@@ -58,9 +35,10 @@ class NTXentLoss(nn.Module):
             z0 = F.normalize(z0.to(dtype), dim=1)
             z1 = F.normalize(z1.to(dtype), dim=1)
             n = z0.shape[0]
-            if self.gather_distributed and distributed():
-                rank, world = dist.get_rank(), dist.get_world_size()
-                z0_all, z1_all = gather_with_gradient(z0), gather_with_gradient(z1)
+            if self.gather_distributed and distributed.is_distributed():
+                rank, world = distributed.rank(), distributed.world_size()
+                z0_all = distributed.gather_with_gradient(z0)
+                z1_all = distributed.gather_with_gradient(z1)
             else:
                 rank, world = 0, 1
                 z0_all, z1_all = z0, z1

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
-from ssl_core.backbones.backbone import Backbone
+import torch
+from torch import Tensor
+
+from ssl_core import MethodModule
 from ssl_simclr.args import SimCLRArgs
 from ssl_simclr.head import SimCLRProjectionHead
 from ssl_simclr.loss import NTXentLoss
 
+if TYPE_CHECKING:
+    from ssl_core import Backbone
 
-class SimCLRModel(nn.Module):
+
+class SimCLRModel(MethodModule):
     def __init__(self, backbone: Backbone, args: SimCLRArgs) -> None:
         super().__init__()
         self.backbone = backbone

@@ -10,7 +10,7 @@ from ssl_simclr.args import SimCLRArgs, SimCLRTransformArgs
 if TYPE_CHECKING:
     from torch import nn
 
-    from ssl_core.backbones.backbone import Backbone
+    from ssl_core import Backbone, RunInfo
 
 
 class SimCLRTransform(Transform):
@@ -18,11 +18,6 @@ class SimCLRTransform(Transform):
     description = "Two views: random resized crop, flip, color jitter, grayscale, blur, normalise."
     args_model = SimCLRTransformArgs
     args: SimCLRTransformArgs
-
-    def build(self) -> Any:
-        from ssl_simclr.views import SimCLRViews
-
-        return SimCLRViews(self.args)
 
     def build_batched(self) -> Any:
         from ssl_simclr.views import simclr_batched
@@ -43,7 +38,7 @@ class SimCLR(Method):
     default_optimizer = OptimizerArgs(name="sgd", lr=0.3, momentum=0.9, weight_decay=1e-4)
     sync_batchnorm = True
 
-    def build(self, backbone: Backbone) -> nn.Module:
+    def build(self, backbone: Backbone, run: RunInfo | None = None) -> nn.Module:
         from ssl_simclr.model import SimCLRModel
 
         return SimCLRModel(backbone, self.args)

@@ -1,5 +1,6 @@
-"""torch.distributed: reading an external launcher's environment (torchrun, SLURM), starting
-processes ourselves for ``devices=N``, and the process group."""
+"""Where this process stands among the run's processes: an external launcher's environment
+(torchrun, SLURM), the processes started for ``devices=N``, and the torch.distributed group.
+(Methods use the public helpers of ``ssl_core.distributed`` instead.)"""
 
 from __future__ import annotations
 
