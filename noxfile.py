@@ -17,7 +17,8 @@ TORCH = ("torch==2.14.1", "torchvision==0.29.1")
 
 def install_project(session: nox.Session, *extras: str) -> None:
     session.install(*TORCH)
-    session.install("-e", f".[{','.join(extras)}]" if extras else ".", "-e", "plugins/simclr")
+    project = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", project, "-e", "plugins/simclr", "-e", "plugins/byol")
 
 
 @nox.session

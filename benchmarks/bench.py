@@ -8,9 +8,11 @@ batch 64) it measures, side by side:
   (b) the same model's pure compute rate: SimCLR forward + backward + SGD step on random
       tensors already in memory, at the same precision (the ceiling);
   (c) LightlyTrain on the same data, model, batch, image size and epochs, when a Python
-      with `lightly_train` is given (--lightly-python).
+      with `lightly_train` is given (--lightly-python);
+  (d) an earlier commit of ssl-core itself (--baseline REV), checked out into a temporary
+      git worktree and run right before and after ours: a change's speed cost as a ratio.
 
-and prints the ratios ours/ceiling and ours/LightlyTrain. Results go to
+and prints the ratios ours/ceiling, ours/LightlyTrain and ours/baseline. Results go to
 benchmarks/RESULTS.md (--write). Run: `nox -s bench -- --lightly-python /path/to/python`.
 """
 
@@ -117,8 +119,19 @@ def steady_rate(out: Path, skip: int = 5) -> float:
 
 
 def ours(
-    setting: Setting, data: Path, out: Path, precision: str, compile_model: bool = False
+    setting: Setting,
+    data: Path,
+    out: Path,
+    precision: str,
+    compile_model: bool = False,
+    source: Path | None = None,
 ) -> dict:
+    """Our ``ssl pretrain``; with ``source``, the ssl-core and SimCLR code of that checkout
+    (put first on the path, before this environment's editable installs)."""
+    env = None
+    if source is not None:
+        paths = [source / "src", source / "plugins" / "simclr" / "src"]
+        env = {"PYTHONPATH": os.pathsep.join(str(path) for path in paths)}
     command = [
         str(Path(sys.executable).with_name("ssl")),
         "pretrain",
@@ -134,7 +147,7 @@ def ours(
         "accelerator=cpu",
         f"compile={str(compile_model).lower()}",
     ]
-    wall, peak, _ = run_measured(command)
+    wall, peak, _ = run_measured(command, env=env)
     summary = json.loads((out / "summary.json").read_text())
     return {
         "loop_ips": summary["images_per_second"],
@@ -221,6 +234,44 @@ def ceiling(
     return steps * setting.batch_size / (time.perf_counter() - start)
 
 
+def checkout(revision: str, path: Path) -> Path:
+    """``revision`` of this repository as a detached worktree at ``path``."""
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), revision],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def baseline_table(rows: list[dict], precisions: list[str], revision: str) -> list[str]:
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", revision], capture_output=True, text=True
+    ).stdout.strip()
+    lines = [
+        f"This code against `{revision}` ({commit}), run right before and right after ours "
+        f"(mean ± half the difference):",
+        "",
+        "| setting | precision | ours loop img/s | baseline loop img/s | ours / baseline (loop) "
+        "| ours / baseline (end to end) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        for precision in precisions:
+            o = row[f"ours_{precision}"]
+            first, second = row[f"baseline_{precision}"]
+            loop = (first["loop_ips"] + second["loop_ips"]) / 2
+            spread = abs(first["loop_ips"] - second["loop_ips"]) / 2
+            e2e = (first["e2e_ips"] + second["e2e_ips"]) / 2
+            lines.append(
+                f"| {row['setting'].name} | {precision} | {o['loop_ips']:.0f} | "
+                f"{loop:.0f} ± {spread:.0f} | {o['loop_ips'] / loop:.2f} | "
+                f"{o['e2e_ips'] / e2e:.2f} |"
+            )
+    lines.append("")
+    return lines
+
+
 def machine() -> str:
     cpu = platform.processor() or "cpu"
     try:
@@ -239,6 +290,16 @@ def main() -> None:
     parser.add_argument(
         "--compile", action="store_true", help="also run ours with compile=True (bf16)"
     )
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also run this git revision of ssl-core (e.g. HEAD~3)"
+    )
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=["bf16-mixed", "32-true"],
+        default=["bf16-mixed", "32-true"],
+        help="precisions to measure (bf16 is emulated, and slow, on CPUs without it)",
+    )
     options = parser.parse_args()
 
     import torch
@@ -248,19 +309,30 @@ def main() -> None:
         Setting("32px", 32, 256, 2560 if options.quick else 10000, 1 if options.quick else 2),
         Setting("128px", 128, 64, 512 if options.quick else 2048, 1),
     ]
+    precisions = options.precision
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        baseline = checkout(options.baseline, root / "baseline") if options.baseline else None
         for setting in settings:
             data = make_dataset(setting, root / "data")
             row: dict = {"setting": setting}
-            for precision in ("bf16-mixed", "32-true"):
-                # This machine's speed drifts over minutes (shared cores): the ceiling is
-                # measured right before and right after our run and averaged.
+            for precision in precisions:
+                # This machine's speed drifts over minutes (shared cores): the ceiling and
+                # the baseline are measured right before and right after our run, averaged.
                 before = ceiling(setting, precision)
+                if baseline is not None:
+                    base_before = ours(
+                        setting, data, root / f"base-{setting.name}", precision, source=baseline
+                    )
                 row[f"ours_{precision}"] = ours(
                     setting, data, root / f"ours-{setting.name}", precision
                 )
+                if baseline is not None:
+                    base_after = ours(
+                        setting, data, root / f"base-{setting.name}", precision, source=baseline
+                    )
+                    row[f"baseline_{precision}"] = (base_before, base_after)
                 after = ceiling(setting, precision)
                 row[f"ceiling_{precision}"] = (before + after) / 2
                 row[f"ceiling_spread_{precision}"] = abs(before - after) / 2
@@ -276,13 +348,17 @@ def main() -> None:
                 )
                 print(setting.name, "lightly", row["lightly"], flush=True)
             rows.append(row)
+        if baseline is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", baseline])
 
     lines = [
         f"## {datetime.date.today().isoformat()}: {machine()}",
         "",
         f"torch {torch.__version__}, torchvision {torchvision.__version__}; "
         f"`python benchmarks/bench.py{' --quick' if options.quick else ''}"
-        f"{' --compile' if options.compile else ''}`; torchvision "
+        f"{' --compile' if options.compile else ''}"
+        f"{f' --baseline {options.baseline}' if options.baseline else ''}"
+        f"{' --precision ' + ' '.join(precisions) if len(precisions) < 2 else ''}`; torchvision "
         f"ResNet-18 + SimCLR (head 2048-128), CIFAR-10 JPEGs (upscaled for 128 px), "
         f"`num_workers=auto`. Loop = images/s inside the training loop; end to end = all "
         f"trained images / wall time of the whole command (start-up, decoding, export "
@@ -297,7 +373,7 @@ def main() -> None:
     for row in rows:
         s = row["setting"]
         lt = row.get("lightly")
-        for precision in ("bf16-mixed", "32-true"):
+        for precision in precisions:
             o, c = row[f"ours_{precision}"], row[f"ceiling_{precision}"]
             lt_ips = f"{lt['e2e_ips']:.0f}" if lt else "n/a"
             ratio = f"{o['e2e_ips'] / lt['e2e_ips']:.2f}" if lt else "n/a"
@@ -314,6 +390,8 @@ def main() -> None:
                 f"{o['e2e_ips']:.0f} | {lt_ips} | {ratio} | {rss} |"
             )
     lines.append("")
+    if baseline is not None:
+        lines += baseline_table(rows, precisions, options.baseline)
     if options.compile:
         lines += [
             "torch.compile (`compile=True`), bf16-mixed; steady = images/s after the first 5 "

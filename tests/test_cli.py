@@ -27,7 +27,7 @@ def invoke(*args: str):
     [
         (["--help"], ["methods", "models", "plugins", "pretrain", "docs"]),
         (["--version"], ["ssl-core 0.1.0"]),
-        (["methods", "list"], ["simclr", "NT-Xent"]),
+        (["methods", "list"], ["simclr", "NT-Xent", "byol", "momentum target"]),
         (
             ["methods", "show", "simclr"],
             [
@@ -41,7 +41,11 @@ def invoke(*args: str):
                 "Default epochs: 100",
             ],
         ),
-        (["transforms", "list"], ["simclr"]),
+        (
+            ["methods", "show", "byol"],
+            ["momentum_start", "0.99", "view_2.solarize.prob", "0.2", "lars", "1.5e-06"],
+        ),
+        (["transforms", "list"], ["simclr", "byol"]),
         (["transforms", "show", "simclr"], ["gaussian_blur.sigmas", "[0.1, 2.0]"]),
         (
             ["models", "list", "torchvision/resnet1*"],
@@ -57,6 +61,10 @@ def invoke(*args: str):
                 "Temperature of the NT-Xent",
                 "random_resize.min_scale",
             ],
+        ),
+        (
+            ["pretrain", "--method", "byol", "--help"],
+            ["--method-args", "prediction_hidden_dim", "view_1.gaussian_blur.prob"],
         ),
         (["pretrain", "--help"], ["--overwrite", "--resume", "temperature"]),
         (["docs", "--check", "--out", str(DOCS)], ["Generated docs are up to date."]),
@@ -164,7 +172,8 @@ def test_blocked_plugin_in_cli():
     assert result.returncode == 0
     assert "blocked" in result.stdout
     methods = run_ssl("methods", "show", "simclr", env={"SSL_CORE_BLOCKED_PLUGINS": "simclr"})
-    assert methods.returncode == 2 and "No method is registered" in methods.stderr
+    assert methods.returncode == 2
+    assert "Unknown method 'simclr'" in methods.stderr and "Available: byol" in methods.stderr
 
 
 def test_python_dash_m_is_the_same_cli():

@@ -124,10 +124,12 @@ def test_killed_two_process_run_resumes(cifar_subset, tmp_path):
 
 
 def test_a_failing_rank_ends_the_run_with_its_error(cifar_subset, tmp_path, installed_plugins):
+    """The third-party method raises in its first forward on rank 1."""
     start = time.time()
+    out = tmp_path / "fail"
     result = run_ssl(
         *pretrain_args(
-            out=tmp_path / "fail",
+            out=out,
             data=cifar_subset,
             method="fakemethod",
             method_args="fail_on_rank=1",
@@ -143,10 +145,15 @@ def test_a_failing_rank_ends_the_run_with_its_error(cifar_subset, tmp_path, inst
         timeout=180,
     )
     assert result.returncode == 2
-    assert "process 1 of 2 failed" in result.stderr
-    assert "fake method failure on rank 1" in result.stderr
-    assert "Traceback" not in result.stderr.split("Error:")[-1]
+    error = result.stderr.partition("Error:")[2]
+    assert "process 1 of 2 failed" in error
+    assert "RuntimeError: fake method failure on rank 1" in error
+    assert f"The full traceback is in {out / 'train.log'}" in error
+    assert "Traceback" not in error
     assert time.time() - start < 120  # no hang waiting on the dead rank
+    log = (out / "train.log").read_text()
+    assert "Process 1 failed" in log and "Traceback (most recent call last)" in log
+    assert 'raise RuntimeError(f"fake method failure on rank {rank}")' in log
 
 
 def test_torchrun_runs_the_same_cli(cifar_subset, tmp_path):

@@ -31,6 +31,26 @@ def test_generated_pages_hold_every_argument_and_default():
     assert "| `image_size` | `tuple[int, int]` | `[224, 224]` |" in transform_page
 
 
+def test_byol_pages_show_its_own_defaults_for_each_view():
+    pages = docs.method_pages("byol")
+    method_page = pages[Path("methods/_auto/byol_method_args.md")]
+    for row in (
+        "| `momentum_start` | `float` | `0.99` |",
+        "| `projection_hidden_dim` | `int` | `4096` |",
+        "| `name` | `'sgd' \\| 'lars' \\| 'adamw'` | `\"lars\"` |",
+        "| `weight_decay` | `float` | `1.5e-06` |",
+    ):
+        assert row in method_page, row
+    transform_page = pages[Path("methods/_auto/byol_transform_args.md")]
+    for row in (
+        "| `view_1.gaussian_blur.prob` | `float` | `1.0` |",
+        "| `view_2.gaussian_blur.prob` | `float` | `0.1` |",
+        "| `view_2.solarize.prob` | `float` | `0.2` |",
+        "| `color_jitter.brightness` | `float` | `0.4` |",
+    ):
+        assert row in transform_page, row
+
+
 def test_stale_page_is_detected(tmp_path):
     docs.write(tmp_path)
     assert docs.stale(tmp_path) == []

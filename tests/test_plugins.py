@@ -14,18 +14,19 @@ from ssl_core import Method, PluginError, StrictArgs, UnknownNameError, hookimpl
 from ssl_core.plugins import BLOCKED_ENV, PluginWarning, host
 
 
-def test_installed_simclr_distribution_is_found_through_its_entry_point():
-    dist = importlib.metadata.distribution("ssl-simclr")
+@pytest.mark.parametrize("name", ["simclr", "byol"])
+def test_first_party_distributions_are_found_through_their_entry_points(name):
+    dist = importlib.metadata.distribution(f"ssl-{name}")
     entry_points = [ep for ep in dist.entry_points if ep.group == "ssl_core"]
-    assert [(ep.name, ep.value) for ep in entry_points] == [("simclr", "ssl_simclr")]
+    assert [(ep.name, ep.value) for ep in entry_points] == [(name, f"ssl_{name}")]
 
-    assert "simclr" in ssl_core.list_methods()
-    plugin, cls = host.registry.methods["simclr"]
-    assert plugin == "simclr"
-    assert cls.__module__ == "ssl_simclr.plugin"
-    info = host.plugins["simclr"]
-    assert (info.distribution, info.status) == ("ssl-simclr", "loaded")
-    assert info.registers == {"method": ["simclr"], "transform": ["simclr"]}
+    assert name in ssl_core.list_methods()
+    plugin, cls = host.registry.methods[name]
+    assert plugin == name
+    assert cls.__module__ == f"ssl_{name}.plugin"
+    info = host.plugins[name]
+    assert (info.distribution, info.status) == (f"ssl-{name}", "loaded")
+    assert info.registers == {"method": [name], "transform": [name]}
 
 
 def test_builtin_backbone_providers_are_plugins_too():
@@ -84,7 +85,7 @@ def test_fake_entry_point_without_installing(monkeypatch):
 
 def test_installed_third_party_plugin_is_discovered(installed_plugins, with_site):
     with_site(installed_plugins["fake_method"])
-    assert ssl_core.list_methods() == ["fakemethod", "simclr"]
+    assert ssl_core.list_methods() == ["byol", "fakemethod", "simclr"]
     info = host.plugins["fake"]
     assert (info.distribution, info.version) == ("ssl-fake-method", "0.3.0")
     assert ssl_core.get_method("fakemethod").default_epochs == 7
@@ -94,7 +95,7 @@ def test_broken_plugin_is_reported_by_name_and_others_still_work(installed_plugi
     with_site(installed_plugins["broken_plugin"])
     with pytest.warns(PluginWarning, match="'broken' from ssl-broken-plugin 0.0.1 is skipped"):
         methods = ssl_core.list_methods()
-    assert methods == ["simclr"]
+    assert methods == ["byol", "simclr"]
     assert host.plugins["broken"].status == "broken"
     assert "a_module_that_does_not_exist" in host.plugins["broken"].error
 
@@ -109,7 +110,7 @@ def test_plugin_whose_registration_raises_is_skipped():
     module.ssl_register_methods = ssl_register_methods
     host.register(module, name="raiser")
     with pytest.warns(PluginWarning, match="'raiser' is skipped: ssl_register_methods failed"):
-        assert ssl_core.list_methods() == ["simclr"]
+        assert ssl_core.list_methods() == ["byol", "simclr"]
 
 
 def test_registered_schema_without_descriptions_is_rejected():
@@ -124,7 +125,7 @@ def test_registered_schema_without_descriptions_is_rejected():
 
 def test_blocked_plugin_is_not_imported(monkeypatch, installed_plugins, with_site):
     with_site(installed_plugins["broken_plugin"])
-    monkeypatch.setenv(BLOCKED_ENV, "simclr, broken")
+    monkeypatch.setenv(BLOCKED_ENV, "simclr, byol, broken")
     assert ssl_core.list_methods() == []  # and no warning: the broken one was never imported
     assert host.plugins["simclr"].status == "blocked"
     assert host.plugins["broken"].status == "blocked"
@@ -147,7 +148,7 @@ def test_unknown_method_suggests_the_closest_name():
         ssl_core.get_method("simclrr")
     assert isinstance(info.value, UnknownNameError)
     assert str(info.value).startswith("Unknown method 'simclrr'. Did you mean 'simclr'?")
-    assert "Available: simclr" in str(info.value)
+    assert "Available: byol, simclr" in str(info.value)
 
 
 def test_unknown_transform_and_model_suggest_names():
@@ -162,8 +163,9 @@ def test_unknown_transform_and_model_suggest_names():
 def test_list_filters():
     assert ssl_core.list_methods("sim*") == ["simclr"]
     assert ssl_core.list_methods("CLR") == ["simclr"]
-    assert ssl_core.list_methods("byol") == []
-    assert ssl_core.list_transforms() == ["simclr"]
+    assert ssl_core.list_methods("moco") == []
+    assert ssl_core.list_methods("b*") == ["byol"]
+    assert ssl_core.list_transforms() == ["byol", "simclr"]
     resnets = ssl_core.list_models("torchvision/resnet*")
     assert "torchvision/resnet18" in resnets and "torchvision/resnet50" in resnets
     assert all(name.startswith("torchvision/resnet") for name in resnets)

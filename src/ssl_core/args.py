@@ -58,14 +58,6 @@ def type_name(annotation: Any) -> str:
     return f"{getattr(origin, '__name__', str(origin))}[{args}]"
 
 
-def default_value(field: Any) -> Any:
-    """A field's default as plain data (nested schemas dumped)."""
-    value = field.get_default(call_default_factory=True)
-    if isinstance(value, BaseModel):
-        return value.model_dump()
-    return value
-
-
 def parse_key_values(pairs: Iterable[str], option: str) -> dict[str, Any]:
     """Turn ``["a=1", "b.c=x"]`` into ``{"a": "1", "b": {"c": "x"}}``; values stay strings."""
     result: dict[str, Any] = {}

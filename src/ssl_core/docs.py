@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ssl_core.args import default_value, flat_fields, type_name
+from ssl_core.args import flat_fields, type_name
 from ssl_core.optimizer_args import OptimizerArgs
 
 AUTO_DIR = Path("methods") / "_auto"
@@ -20,16 +20,17 @@ CLI_PAGE = Path("reference") / "_auto" / "cli.md"
 
 
 def schema_rows(model: type[BaseModel], defaults: BaseModel | None = None) -> list[tuple[str, ...]]:
-    """(key, type, default, description) per leaf field; ``defaults`` overrides the schema's."""
-    dumped = defaults.model_dump() if defaults is not None else None
+    """(key, type, default, description) per leaf field; ``defaults`` overrides the schema's.
+
+    Defaults are read from an instance, not from the nested schemas' own fields: a nested
+    field's factory may set other values (BYOL's second view blurs with probability 0.1,
+    where the blur schema's own default is 0.5)."""
+    dumped = (defaults if defaults is not None else model()).model_dump()
     rows: list[tuple[str, ...]] = []
     for key, field in flat_fields(model):
-        if dumped is not None:
-            value: Any = dumped
-            for part in key.split("."):
-                value = value[part]
-        else:
-            value = default_value(field)
+        value: Any = dumped
+        for part in key.split("."):
+            value = value[part]
         rows.append(
             (key, type_name(field.annotation), format_value(value), field.description or "")
         )
@@ -40,7 +41,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, float):
-        return repr(round(value, 6))
+        return repr(float(f"{value:.6g}"))  # 1.5e-06 stays itself; 4/3 shows as 1.33333
     return json.dumps(value) if isinstance(value, str) else str(value)
 
 

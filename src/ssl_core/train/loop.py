@@ -15,7 +15,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ssl_core.config import ResolvedConfig
-from ssl_core.errors import SSLCoreError
+from ssl_core.errors import FirstStepFailed, SSLCoreError
 from ssl_core.results import PretrainResult
 from ssl_core.run_info import RunInfo
 from ssl_core.train import process_group, run_dir, state
@@ -71,7 +71,8 @@ def train(
             log.warning(data.skipped.summary())
         return run_training(Session(resolved, place, device, precision, log, started), data)
     except Exception as exc:
-        if not isinstance(exc, SSLCoreError):  # a user's mistake is shown as it is
+        # A user's mistake is shown as it is; a failed first step may be the method's bug.
+        if not isinstance(exc, SSLCoreError) or isinstance(exc, FirstStepFailed):
             run_dir.append_traceback(out, place.rank, exc)
         raise
     finally:

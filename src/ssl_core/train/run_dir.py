@@ -85,8 +85,10 @@ class RunLog:
         for row in rows:
             self._metrics.write(json.dumps(row) + "\n")
             if self._tensorboard is not None:
-                for key in ("loss", "lr", "images_per_second"):
-                    self._tensorboard.add_scalar(f"train/{key}", row[key], row["step"])
+                # The core's values and the method's own metrics (StepOutput) alike.
+                for key, value in row.items():
+                    if key not in ("epoch", "step"):
+                        self._tensorboard.add_scalar(f"train/{key}", value, row["step"])
         self._metrics.flush()
 
     def close(self) -> None:

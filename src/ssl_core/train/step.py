@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -86,9 +87,13 @@ class TrainStep:
                 if args.compile
                 else ""
             )
+            # The cause may as well be the method's own bug: name its type and keep its
+            # traceback (the loop appends it to train.log).
+            log = Path(args.out) / "train.log"
             raise FirstStepFailed(
                 f"{args.model} failed on the first batch of views ({shape}): "
-                f"{str(exc).strip().rstrip('.!')}. Check that the model accepts this image size "
-                f"(transform_args.image_size; ViTs, for example, need model_args.image_size to "
-                f"match) and the method's arguments, then rerun with --overwrite.{compiled}"
+                f"{type(exc).__name__}: {str(exc).strip().rstrip('.!')}. Check that the model "
+                f"accepts this image size (transform_args.image_size; ViTs, for example, need "
+                f"model_args.image_size to match) and the method's arguments, then rerun with "
+                f"--overwrite.{compiled} The full traceback is in {log}."
             ) from exc
