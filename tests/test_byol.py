@@ -14,7 +14,7 @@ import torchvision
 from torch import nn
 
 import ssl_core
-from conftest import cifar_dir, run_ssl, sigkill_during_run
+from conftest import run_ssl, sigkill_during_run, spread_images
 from ssl_byol import BYOLArgs, BYOLModel, BYOLTransform, BYOLTransformArgs, byol_loss
 from ssl_core.backbones.backbone import from_module
 from ssl_core.transforms import GaussianBlur, RandomSolarize
@@ -273,7 +273,7 @@ def _initial_model():
 
 
 def test_one_step_on_two_processes_equals_one_process(tmp_path):
-    source = sorted(cifar_dir().glob("*/*.jpg"))[::625]  # 16 images from all classes
+    source = spread_images(16)  # from all classes
     images = tmp_path / "sixteen"
     images.mkdir()
     for path in source:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import ssl_core
-from conftest import WIDE, cifar_dir, pretrain_args, run_ssl, sigkill_during_run
+from conftest import WIDE, pretrain_args, run_ssl, sigkill_during_run, spread_images
 from ssl_core import ConfigError
 
 COMMON = {
@@ -73,7 +73,7 @@ def _initial_model():
 
 
 def test_one_step_on_two_processes_equals_one_process(tmp_path):
-    source = sorted(cifar_dir().glob("*/*.jpg"))[::625]  # 16 images from all classes
+    source = spread_images(16)  # from all classes
     images = tmp_path / "sixteen"
     images.mkdir()
     for path in source:
