@@ -23,6 +23,7 @@ from ssl_core.train.loop import train
 from ssl_core.train.process_group import Placement
 
 MESSAGE_LINES = 3  # of a failed process's error, shown to the user; train.log has it all
+MAX_TEXT = 8000  # characters of a failed process's message and traceback sent back
 
 
 def launch(resolved: ResolvedConfig) -> PretrainResult:
@@ -94,12 +95,14 @@ def _rank_main(
     try:
         train(resolved, Placement(rank=rank, world_size=world, local_rank=rank), data)
     except Exception as exc:
+        # Bounded: the parent reads the queue only once every process has ended, and a
+        # write larger than the pipe's buffer would block this one forever.
         failures.put(
             Failure(
                 rank,
                 type(exc).__name__,
-                str(exc),
-                traceback.format_exc(),
+                str(exc)[:MAX_TEXT],
+                traceback.format_exc()[-MAX_TEXT:],
                 isinstance(exc, SSLCoreError),
             )
         )
