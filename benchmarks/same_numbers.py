@@ -2,7 +2,7 @@
 
 Runs the same short SimCLR pretraining (ResNet-18, 32 px CIFAR-10, fixed seed) with this
 checkout and with ``--baseline REV`` (checked out into a temporary git worktree and put
-first on the path), on one process in float32 and in the machine's auto precision, and on
+first on the path), on one process in float32 and in bf16 autocast, and on
 two processes; then compares the per-step losses in metrics.jsonl and every tensor of the
 final checkpoint. A refactoring of the engine should leave them bit-identical.
 
@@ -23,7 +23,7 @@ from bench import CIFAR, ROOT, Setting, checkout, make_dataset
 
 RUNS = {  # name: extra ssl pretrain arguments
     "1 process, 32-true": ["precision=32-true", "epochs=2"],
-    "1 process, auto precision": ["precision=auto", "epochs=2"],
+    "1 process, bf16-mixed": ["precision=bf16-mixed", "epochs=2"],
     "2 processes, 32-true": ["precision=32-true", "epochs=1", "devices=2"],
 }
 
