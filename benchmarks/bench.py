@@ -118,6 +118,13 @@ def steady_rate(out: Path, skip: int = 5) -> float:
     return 1 / (sum(1 / row["images_per_second"] for row in later) / len(later))
 
 
+def source_env(source: Path) -> dict[str, str]:
+    """Environment that runs ssl-core and SimCLR from the checkout ``source``: its folders
+    come first on the path, before this environment's editable installs."""
+    paths = [source / "src", source / "plugins" / "simclr" / "src"]
+    return {"PYTHONPATH": os.pathsep.join(str(path) for path in paths)}
+
+
 def ours(
     setting: Setting,
     data: Path,
@@ -126,12 +133,8 @@ def ours(
     compile_model: bool = False,
     source: Path | None = None,
 ) -> dict:
-    """Our ``ssl pretrain``; with ``source``, the ssl-core and SimCLR code of that checkout
-    (put first on the path, before this environment's editable installs)."""
-    env = None
-    if source is not None:
-        paths = [source / "src", source / "plugins" / "simclr" / "src"]
-        env = {"PYTHONPATH": os.pathsep.join(str(path) for path in paths)}
+    """Our ``ssl pretrain``; with ``source``, the code of that checkout (``source_env``)."""
+    env = source_env(source) if source is not None else None
     command = [
         str(Path(sys.executable).with_name("ssl")),
         "pretrain",

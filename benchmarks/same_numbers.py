@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import CIFAR, ROOT, Setting, checkout, make_dataset
+from bench import CIFAR, ROOT, Setting, checkout, make_dataset, source_env
 
 RUNS = {  # name: extra ssl pretrain arguments
     "1 process, 32-true": ["precision=32-true", "epochs=2"],
@@ -29,10 +29,7 @@ RUNS = {  # name: extra ssl pretrain arguments
 
 
 def pretrain(out: Path, data: Path, extra: list[str], source: Path | None) -> None:
-    env = dict(os.environ)
-    if source is not None:
-        paths = [source / "src", source / "plugins" / "simclr" / "src"]
-        env["PYTHONPATH"] = os.pathsep.join(str(path) for path in paths)
+    env = {**os.environ, **(source_env(source) if source is not None else {})}
     command = [
         str(Path(sys.executable).with_name("ssl")),
         "pretrain",

@@ -198,3 +198,66 @@ def held_apart_cifar(per_class_bank: int = 80, per_class_query: int = 20):
     import torch
 
     return bank, torch.tensor(bank_labels), queries, torch.tensor(query_labels)
+
+
+def one_step_on_one_and_two_processes(tmp_path: Path, **options: object):
+    """The model state after one step on 16 images (every class): on one process with
+    batch 16, and on two with 8 each. Returns (one, two)."""
+    import torch
+
+    import ssl_core
+
+    images = tmp_path / "sixteen"
+    images.mkdir()
+    for path in spread_images(16):
+        shutil.copy(path, images / f"{path.parent.name}_{path.name}")
+    states = []
+    for devices in (1, 2):
+        result = ssl_core.pretrain(
+            out=tmp_path / f"step-{devices}",
+            data=images,
+            model="torchvision/resnet18",
+            transform_args={"image_size": 32},
+            epochs=1,
+            batch_size=16,
+            num_workers=0,
+            devices=devices,
+            accelerator="cpu",
+            precision="32-true",
+            seed=ONE_STEP_SEED,
+            **options,
+        )
+        assert result.steps == 1
+        states.append(torch.load(result.checkpoint, weights_only=True)["model"])
+    return states[0], states[1]
+
+
+ONE_STEP_SEED = 3
+
+
+def assert_same_step(
+    one: dict, two: dict, initial: dict, running_rtol: float = 1e-5, unreachable: tuple = ()
+) -> None:
+    """Two processes made the same update as one. Weights are compared by the size of their
+    update: float32 summation order (convolutions on 8 or 16 images, split reductions)
+    leaves ~0.5%, while per-process BatchNorm instead of the global one leaves over 100%.
+    Every weight must have moved but those in ``unreachable`` (no gradient reaches them),
+    which must be unchanged on both."""
+    import torch
+
+    assert one.keys() == two.keys() == initial.keys()
+    for key, value in one.items():
+        if not value.is_floating_point():
+            assert torch.equal(value, two[key]), key
+        elif "running" in key:  # global BN statistics: the same batch seen whole or split
+            torch.testing.assert_close(
+                two[key], value, rtol=running_rtol, atol=running_rtol / 10, msg=key
+            )
+        else:
+            update_one, update_two = value - initial[key], two[key] - initial[key]
+            if key in unreachable:
+                assert update_one.norm() == update_two.norm() == 0, key
+                continue
+            assert update_one.norm() > 0, key
+            relative = (update_two - update_one).norm() / update_one.norm()
+            assert relative < 0.02, (key, relative.item())

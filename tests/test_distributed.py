@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +12,15 @@ import pytest
 import torch
 
 import ssl_core
-from conftest import WIDE, pretrain_args, run_ssl, sigkill_during_run, spread_images
+from conftest import (
+    ONE_STEP_SEED,
+    WIDE,
+    assert_same_step,
+    one_step_on_one_and_two_processes,
+    pretrain_args,
+    run_ssl,
+    sigkill_during_run,
+)
 from ssl_core import ConfigError
 
 COMMON = {
@@ -45,55 +52,16 @@ def test_two_processes_end_to_end_through_the_cli(cifar_subset, tmp_path):
     assert "conv1.weight" in state and not any("module." in k for k in state)
 
 
-def _one_step(tmp_path, images, devices):
-    result = ssl_core.pretrain(
-        out=tmp_path / f"step-{devices}",
-        data=images,
-        model="torchvision/resnet18",
-        method_args={"hidden_dim": 64, "output_dim": 16},
-        transform_args={"image_size": 32},
-        epochs=1,
-        batch_size=16,
-        num_workers=0,
-        devices=devices,
-        accelerator="cpu",
-        precision="32-true",
-        seed=3,
+def test_one_step_on_two_processes_equals_one_process(tmp_path):
+    one, two = one_step_on_one_and_two_processes(
+        tmp_path, method_args={"hidden_dim": 64, "output_dim": 16}
     )
-    assert result.steps == 1
-    return torch.load(result.checkpoint, weights_only=True)["model"]
-
-
-def _initial_model():
-    """The model exactly as the runs build it (seeded with their seed just before)."""
-    torch.manual_seed(3)
+    # The model exactly as the runs build it (seeded with their seed just before).
+    torch.manual_seed(ONE_STEP_SEED)
     backbone = ssl_core.build_backbone("torchvision/resnet18")
     simclr = ssl_core.get_method("simclr")
-    return simclr(simclr.args_model(hidden_dim=64, output_dim=16)).build(backbone).state_dict()
-
-
-def test_one_step_on_two_processes_equals_one_process(tmp_path):
-    source = spread_images(16)  # from all classes
-    images = tmp_path / "sixteen"
-    images.mkdir()
-    for path in source:
-        shutil.copy(path, images / f"{path.parent.name}_{path.name}")
-    single = _one_step(tmp_path, images, devices=1)
-    double = _one_step(tmp_path, images, devices=2)
-    initial = _initial_model()
-    for key, value in single.items():
-        if not value.is_floating_point():
-            assert torch.equal(value, double[key]), key
-        elif "running" in key:  # global BN statistics: the same batch seen whole or split
-            torch.testing.assert_close(double[key], value, rtol=1e-5, atol=1e-6, msg=key)
-        else:
-            # The update itself, compared relative to its size: float32 summation order
-            # (convolutions on 8 or 16 images, split reductions) leaves ~0.5% here, while
-            # per-process BatchNorm instead of the global one puts it above 100%.
-            update_one, update_two = value - initial[key], double[key] - initial[key]
-            assert update_one.norm() > 0, key
-            relative = (update_two - update_one).norm() / update_one.norm()
-            assert relative < 0.02, (key, relative.item())
+    initial = simclr(simclr.args_model(hidden_dim=64, output_dim=16)).build(backbone)
+    assert_same_step(one, two, initial.state_dict())
 
 
 def test_batch_must_divide_among_processes(tmp_path, cifar_subset):

@@ -11,6 +11,7 @@ import torchvision
 
 import ssl_core
 from conftest import SSL_SCRIPT, held_apart_cifar, pretrain_args, run_ssl, sigkill_during_run
+from lifecycle_support import tiny_net
 from ssl_core import ConfigError, NonFiniteLoss
 from ssl_core.eval.knn import embed_images, knn_accuracy
 
@@ -343,18 +344,6 @@ def test_out_that_cannot_be_created_is_a_clear_error(cifar_subset, tmp_path):
 def test_compile_trains_the_same_model_and_exports_it_unwrapped(cifar_subset, tmp_path):
     """compile=True runs the same computation (losses agree step by step with the eager
     run) and saves plain state_dicts, without torch.compile's wrapper in the keys."""
-    from torch import nn
-
-    def tiny() -> nn.Module:
-        torch.manual_seed(0)
-        return nn.Sequential(
-            nn.Conv2d(3, 8, 3, stride=2),
-            nn.BatchNorm2d(8),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-
     common = {
         "data": cifar_subset,
         "epochs": 1,
@@ -364,11 +353,11 @@ def test_compile_trains_the_same_model_and_exports_it_unwrapped(cifar_subset, tm
         "transform_args": {"image_size": 16},
         "method_args": {"hidden_dim": 16, "output_dim": 8},
     }
-    ssl_core.pretrain(out=tmp_path / "eager", model=tiny(), **common)
+    ssl_core.pretrain(out=tmp_path / "eager", model=tiny_net(), **common)
     from torch._dynamo.utils import counters
 
     counters.clear()
-    ssl_core.pretrain(out=tmp_path / "compiled", model=tiny(), compile=True, **common)
+    ssl_core.pretrain(out=tmp_path / "compiled", model=tiny_net(), compile=True, **common)
     assert counters["stats"]["unique_graphs"] >= 1  # it did compile
 
     eager_losses = [m["loss"] for m in read_metrics(tmp_path / "eager")]
@@ -376,6 +365,6 @@ def test_compile_trains_the_same_model_and_exports_it_unwrapped(cifar_subset, tm
     assert len(compiled_losses) == 300 // 32
     torch.testing.assert_close(compiled_losses, eager_losses, rtol=1e-3, atol=1e-4)
     export = torch.load(tmp_path / "compiled/exported_models/exported_last.pt", weights_only=True)
-    assert export.keys() == tiny().state_dict().keys()
+    assert export.keys() == tiny_net().state_dict().keys()
     checkpoint = torch.load(tmp_path / "compiled/checkpoints/last.ckpt", weights_only=True)
     assert not any("_orig_mod" in key for key in checkpoint["model"])
