@@ -65,9 +65,11 @@ class StepWindow:
         """Metric rows (means over all processes) and the seconds the window took; raises
         NonFiniteLoss on every process alike, since they all see the same mean."""
         seconds = time.perf_counter() - self.start
-        host = torch.tensor([v for s in self.steps for v in s.floats.values()], dtype=torch.float32)
-        packed = torch.cat([s.values for s in self.steps] + [host.to(self.device)])
-        means = all_reduce_mean(packed).cpu().tolist()
+        packed = [s.values for s in self.steps]
+        floats = [v for s in self.steps for v in s.floats.values()]
+        if floats:  # a method's Python numbers join the device values for the one all-reduce
+            packed.append(torch.tensor(floats, dtype=torch.float32).to(self.device))
+        means = all_reduce_mean(torch.cat(packed)).cpu().tolist()
         rate = len(self.steps) * self.batch_size / max(seconds, 1e-9)
         rows, tensor_at, float_at = [], 0, sum(len(s.values) for s in self.steps)
         for s in self.steps:

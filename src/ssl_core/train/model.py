@@ -26,12 +26,6 @@ def pick_device(accelerator: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The method's module inside torch.compile's and DDP's wrappers."""
-    model = getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def _nothing(*_: Any) -> None:
     return None
 
