@@ -33,7 +33,11 @@ def fresh_plugins():
 
 
 def run_ssl(
-    *args: str, extra_path: list[Path] | None = None, env: dict | None = None, timeout: float = 300
+    *args: str,
+    extra_path: list[Path] | None = None,
+    env: dict | None = None,
+    timeout: float = 300,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess:
     """Run the installed ``ssl`` console script as a user would."""
     environment = {**os.environ, **WIDE, **(env or {})}
@@ -42,7 +46,12 @@ def run_ssl(
             [str(p) for p in extra_path] + [environment.get("PYTHONPATH", "")]
         )
     return subprocess.run(
-        [str(SSL_SCRIPT), *args], capture_output=True, text=True, env=environment, timeout=timeout
+        [str(SSL_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -56,17 +65,20 @@ def pretrain_args(**options: object) -> list[str]:
     return args
 
 
-def sigkill_during_run(args: list[str], metrics: Path, after_lines: int) -> None:
-    """Start ``ssl ARGS`` and SIGKILL it, with every process it started, once ``metrics``
-    holds ``after_lines`` steps: a run killed as a machine failure would kill it."""
-    import signal
+def signal_during_run(
+    args: list[str], metrics: Path, after_lines: int, signals: tuple[int, ...], group: bool = False
+) -> subprocess.CompletedProcess:
+    """Start ``ssl ARGS``; once ``metrics`` holds ``after_lines`` steps send it ``signals``
+    (to its whole process group with ``group``, as a terminal's Ctrl-C or a machine
+    failure would reach every process) and wait for it to end."""
     import time
 
     process = subprocess.Popen(
         [str(SSL_SCRIPT), *args],
         env={**os.environ, **WIDE},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     deadline = time.time() + 240
@@ -74,9 +86,21 @@ def sigkill_during_run(args: list[str], metrics: Path, after_lines: int) -> None
         if metrics.exists() and len(metrics.read_text().splitlines()) >= after_lines:
             break
         time.sleep(0.02)
-    assert process.poll() is None, "the run ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    assert process.poll() is None, "the run ended before it could be signalled"
+    for signum in signals:
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=240)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def sigkill_during_run(args: list[str], metrics: Path, after_lines: int) -> None:
+    """SIGKILL ``ssl ARGS`` and every process it started after ``after_lines`` steps."""
+    import signal
+
+    signal_during_run(args, metrics, after_lines, (signal.SIGKILL,), group=True)
 
 
 def _install(source: Path, target: Path) -> Path:

@@ -21,7 +21,7 @@ def test_simclr_defaults_are_the_reference_ones():
         args.batch_norm,
     ) == (0.1, 2048, 128, 2, True)
     t = SimCLRTransformArgs()
-    assert t.image_size == (224, 224)
+    assert t.image_size == "auto" and t.reference_image_size == 224  # chosen from the data
     assert (t.random_resize.min_scale, t.random_resize.max_scale) == (0.08, 1.0)
     assert (t.random_resize.min_ratio, t.random_resize.max_ratio) == (3 / 4, 4 / 3)
     assert t.random_flip.horizontal_prob == 0.5

@@ -28,7 +28,7 @@ def test_generated_pages_hold_every_argument_and_default():
         assert row in method_page
     transform_page = pages[Path("methods/_auto/simclr_transform_args.md")]
     assert "| `color_jitter.prob` | `float` | `0.8` |" in transform_page
-    assert "| `image_size` | `tuple[int, int]` | `[224, 224]` |" in transform_page
+    assert "| `image_size` | `tuple[int, int] \\| 'auto'` | `\"auto\"` |" in transform_page
 
 
 def test_byol_pages_show_its_own_defaults_for_each_view():

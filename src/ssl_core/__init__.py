@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ssl_core.args import StrictArgs
-from ssl_core.backbones.provider import BackboneProvider
+from ssl_core.backbones.provider import BackboneProvider, InputSize
 from ssl_core.errors import (
     ConfigError,
+    DiskFull,
     FirstStepFailed,
+    Interrupted,
     NonFiniteLoss,
     PluginError,
     RankFailed,
@@ -38,7 +40,10 @@ __all__ = [
     "Backbone",
     "BackboneProvider",
     "ConfigError",
+    "DiskFull",
     "FirstStepFailed",
+    "InputSize",
+    "Interrupted",
     "Method",
     "MethodModule",
     "NonFiniteLoss",

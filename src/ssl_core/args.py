@@ -7,6 +7,7 @@ so a typo is fixed from the message alone.
 from __future__ import annotations
 
 import difflib
+import json
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -70,8 +71,46 @@ def parse_key_values(pairs: Iterable[str], option: str) -> dict[str, Any]:
         key = key.strip()
         if not key:
             raise ConfigError(f"{option}: '{pair}' has an empty key.")
+        before = get_dotted(result, key)
+        if before is not None and not same_value(before, value):
+            shown = "" if option == "KEY=VALUE" else f"{option} "
+            raise ConfigError(
+                f"{shown}{key}={before} and {shown}{key}={value} disagree: give it once."
+            )
         set_dotted(result, key, value)
     return result
+
+
+def get_dotted(source: Mapping[str, Any], dotted_key: str) -> Any:
+    """``source["a"]["b"]`` for ``"a.b"``, or None where it is not set."""
+    node: Any = source
+    for part in dotted_key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two spellings of a setting mean the same: ``"0.10"`` and ``0.1``, ``"true"``
+    and ``True``, ``"a,b"`` and ``["a", "b"]`` do."""
+    return a == b or _canonical(a) == _canonical(b)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if _looks_listy(text):
+        return [_canonical(part) for part in text.strip("[]()").split(",") if part.strip()]
+    try:
+        return json.loads(text.lower() if text.lower() in ("true", "false") else text)
+    except ValueError:
+        return text.strip("'\"")
 
 
 def set_dotted(target: dict[str, Any], dotted_key: str, value: Any) -> None:
@@ -193,7 +232,19 @@ def _describe(exc: pydantic.ValidationError, model: type[BaseModel], prefix: str
         f"{head} {' or '.join(dict.fromkeys(msgs))}." if msgs else head
         for head, msgs in problems.items()
     ]
-    lines.append(f"Valid keys{' for ' + prefix if prefix else ''}: {', '.join(valid)}.")
+    if any(error["type"] == "extra_forbidden" for error in exc.errors()):
+        lines.append(f"Valid keys{' for ' + prefix if prefix else ''}: {', '.join(valid)}.")
+    else:
+        # Only values were wrong: say what each of those keys accepts instead.
+        fields = dict(flat_fields(model))
+        for error in exc.errors():
+            key = ".".join(_field_path(model, [str(part) for part in error["loc"]]))
+            field = fields.get(key)
+            accepts = f"'{dotted(key)}' takes {type_name(field.annotation)}" if field else ""
+            if field is not None and field.description:
+                accepts += f" ({field.description.rstrip('.')})"
+            if accepts and f"{accepts}." not in lines:
+                lines.append(f"{accepts}.")
     return " ".join(lines)
 
 

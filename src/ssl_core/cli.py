@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 from collections.abc import Iterator
@@ -15,8 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand
 
-from ssl_core.args import merge, parse_key_values
-from ssl_core.errors import SSLCoreError
+from ssl_core.args import get_dotted, merge, parse_key_values, same_value
+from ssl_core.cli_tables import ArgumentTable, listing_table
+from ssl_core.errors import ConfigError, Interrupted, SSLCoreError
 from ssl_core.plugins import PluginWarning, host
 
 app = typer.Typer(
@@ -48,9 +50,16 @@ def user_errors() -> Iterator[None]:
     """A user's mistake ends in one clear paragraph and exit code 2, not a traceback."""
     try:
         yield
+    except Interrupted as exc:
+        err().print(f"[bold yellow]{escape(str(exc))}[/bold yellow]", soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
     except SSLCoreError as exc:
         err().print(f"[bold red]Error:[/bold red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        # A second Ctrl-C, or one before training started: no checkpoint was written now.
+        err().print("Stopped at once; the last checkpoint written, if any, is kept.")
+        raise typer.Exit(130) from None
 
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
@@ -89,18 +98,16 @@ def _root(
 
 def print_listing(kind: str, names: list[str], entries: dict[str, tuple[str, Any]]) -> None:
     """One row per registered name: the plugin that registered it and its description."""
-    table = Table(kind, "Plugin", "Description")
+    table = listing_table(kind, "Plugin", "Description")
     for name in names:
         plugin, cls = entries[name]
         table.add_row(name, plugin, escape(cls.description))
     out().print(table)
 
 
-def args_table(title: str, rows: list[tuple[str, ...]]) -> Table:
-    table = Table("Argument", "Type", "Default", "Description", title=title, title_justify="left")
-    for row in rows:
-        table.add_row(*map(escape, row))
-    return table
+def args_table(title: str, rows: list[tuple[str, ...]]) -> ArgumentTable:
+    """Keys are shown whole at any width: users type them into --method-args and friends."""
+    return ArgumentTable(title, rows)
 
 
 @methods_app.command("list")
@@ -183,7 +190,7 @@ def plugins() -> None:
     """Show the installed plugins, their versions and what each registers."""
     with user_errors():
         host.registry  # loads every plugin and records what it registers  # noqa: B018
-        table = Table("Plugin", "Distribution", "Version", "Status", "Registers")
+        table = listing_table("Plugin", "Distribution", "Version", "Status", "Registers")
         for info in sorted(host.plugins.values(), key=lambda i: i.name):
             registers = "; ".join(
                 f"{kind}: {', '.join(names)}" for kind, names in sorted(info.registers.items())
@@ -301,6 +308,14 @@ def pretrain_command(
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in a non-empty --out."),
     resume: bool = typer.Option(False, "--resume", help="Continue from --out's last checkpoint."),
+    checkpoint_every_steps: int = typer.Option(
+        None, "--checkpoint-every-steps", help="Also checkpoint every N steps within an epoch."
+    ),
+    checkpoint_every_minutes: float = typer.Option(
+        None,
+        "--checkpoint-every-minutes",
+        help="Also checkpoint when this many minutes passed since the last one (default 10).",
+    ),
     compile_: bool = typer.Option(
         False, "--compile", help="Compile the model with torch.compile (helps on most GPUs)."
     ),
@@ -326,10 +341,13 @@ def pretrain_command(
             "seed": seed,
             "overwrite": overwrite or None,
             "resume": resume or None,
+            "checkpoint_every_steps": checkpoint_every_steps,
+            "checkpoint_every_minutes": checkpoint_every_minutes,
             "compile": compile_ or None,
         }
         for key, value in options.items():
             if value is not None:
+                _agree(key, values.get(key), value)
                 values[key] = value
         for key, given in (
             ("method_args", method_args),
@@ -338,9 +356,10 @@ def pretrain_command(
             ("model_args", model_args),
         ):
             if given:
-                values[key] = merge(
-                    values.get(key) or {}, parse_key_values(given, f"--{key.replace('_', '-')}")
-                )
+                flag = f"--{key.replace('_', '-')}"
+                flags = parse_key_values(given, flag)
+                _agree_nested(flag, key, values.get(key), flags)
+                values[key] = merge(values.get(key) or {}, flags)
         missing = [k for k in ("out", "data", "model") if not values.get(k)]
         if missing:
             raise_user(
@@ -352,7 +371,38 @@ def pretrain_command(
         from ssl_core import config
 
         resolved = config.resolve(values, from_strings=True)
-        run_pretraining(resolved)
+        # The arguments as typed, for the resume command an interrupted run prints.
+        command_line = tuple(sys.argv[1:])
+        run_pretraining(dataclasses.replace(resolved, command_line=command_line))
+
+
+def _agree(key: str, pair: Any, value: Any) -> None:
+    """A setting given as an option and as KEY=VALUE must say the same: which one should
+    win is a guess, and a wrong guess trains the wrong run."""
+    if pair is None or same_value(pair, value):
+        return
+    option = f"--{key.replace('_', '-')}"
+    if value is True:
+        spelt = option
+    elif isinstance(value, list):
+        spelt = " ".join(f"{option} {item}" for item in value)
+    else:
+        spelt = f"{option} {value}"
+    raise ConfigError(f"{spelt} and {key}={pair} disagree: give it once.")
+
+
+def _agree_nested(flag: str, key: str, pairs: Any, flags: dict[str, Any], path: str = "") -> None:
+    """The same for ``--method-args a.b=1`` and ``method_args.a.b=2``."""
+    for name, value in flags.items():
+        dotted = f"{path}{name}"
+        if isinstance(value, dict):
+            _agree_nested(flag, key, pairs, value, f"{dotted}.")
+            continue
+        pair = get_dotted(pairs, dotted) if isinstance(pairs, dict) else None
+        if pair is not None and not same_value(pair, value):
+            raise ConfigError(
+                f"{flag} {dotted}={value} and {key}.{dotted}={pair} disagree: give it once."
+            )
 
 
 def run_pretraining(resolved: Any) -> None:
@@ -381,8 +431,4 @@ def run_pretraining(resolved: Any) -> None:
 
 def main() -> None:
     warnings.showwarning = _show_warning
-    try:
-        app()
-    except KeyboardInterrupt:
-        err().print("Interrupted.")
-        sys.exit(130)
+    app()

@@ -4,6 +4,7 @@ built, and resolved against the method's defaults."""
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,18 @@ class PretrainArgs(StrictArgs):
     cache_images: bool | Literal["auto"] = Field(
         "auto", description="Decode all images once into memory; auto: when they fit."
     )
+    checkpoint_every_steps: int | None = Field(
+        None,
+        gt=0,
+        description="Also write the checkpoint every this many steps within an epoch; "
+        "None: by time only.",
+    )
+    checkpoint_every_minutes: float | None = Field(
+        10.0,
+        gt=0,
+        description="Also write the checkpoint when this many minutes have passed since the "
+        "last one; None: only at epoch ends (and every checkpoint_every_steps).",
+    )
     compile: bool = Field(
         False,
         description="Compile the model with torch.compile: a slower start, often faster "
@@ -81,6 +94,7 @@ class ResolvedConfig:
     optim_args: OptimizerArgs
     epochs: int
     backbone: BackboneSource
+    command_line: tuple[str, ...] | None = None  # the ``ssl`` arguments, for a resume hint
 
     def to_json(self) -> dict[str, Any]:
         data = self.args.model_dump(mode="json")
@@ -111,6 +125,7 @@ def resolve(values: Mapping[str, Any], *, from_strings: bool = False) -> Resolve
     model = values.get("model")
     custom_model = None
     if model is not None and not isinstance(model, str):
+        _check_custom_model(model)
         custom_model = model
         values["model"] = f"custom/{type(model).__name__}"
     for key in ("method_args", "transform_args", "optim_args", "model_args"):
@@ -153,7 +168,10 @@ def resolve(values: Mapping[str, Any], *, from_strings: bool = False) -> Resolve
         base=method_cls.default_optimizer,
     )
     if custom_model is None:
-        provider, _ = host.registry.resolve_model(args.model)
+        provider, short_name = host.registry.resolve_model(args.model)
+        if args.model_args:
+            # A key the constructor does not take fails now, not deep inside the library.
+            provider.check_args(short_name, args.model_args)
         backbone = BackboneSource(args.model, provider, dict(args.model_args or {}))
     else:
         backbone = BackboneSource(args.model, module=custom_model)
@@ -167,6 +185,18 @@ def resolve(values: Mapping[str, Any], *, from_strings: bool = False) -> Resolve
         epochs=args.epochs or method_cls.default_epochs,
         backbone=backbone,
     )
+
+
+def _check_custom_model(model: Any) -> None:
+    """Anything but a name must be a module; torch is imported only for this check."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"model must be a backbone name such as 'torchvision/resnet18' or a "
+            f"torch.nn.Module, got {type(model).__name__} {reprlib.repr(model)}. "
+            f"`ssl models list` shows the names."
+        )
 
 
 def _model_args(value: Any, from_strings: bool) -> dict[str, Any] | None:

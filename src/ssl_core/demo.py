@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import shlex
 import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+from rich.console import Console
 
 SHAPES = ("circle", "square", "triangle", "stripes")
 
@@ -72,8 +74,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
     import torchvision
-    from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     import ssl_core
     from ssl_core.data.decode import decode_file
@@ -127,8 +128,13 @@ def main(argv: list[str] | None = None) -> None:
     pretrained.load_state_dict(torch.load(result.exported_model, weights_only=True), strict=False)
     pretrained_acc = accuracy(pretrained)
 
+    # Paths fold onto the next line rather than end in "…".
     table = Table(
-        title="ssl-core demo: SimCLR on drawn shapes", show_header=False, title_justify="left"
+        Column(no_wrap=True),
+        Column(overflow="fold"),
+        title="ssl-core demo: SimCLR on drawn shapes",
+        show_header=False,
+        title_justify="left",
     )
     rows = [
         ("Images", f"{result.images} ({len(SHAPES)} shapes, 32×32 PNG)"),
@@ -151,10 +157,28 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
-    console.print(
-        "Next: ssl pretrain --out out/mine --data YOUR_IMAGES "
-        "--model torchvision/resnet18 --method simclr"
-    )
+    print_next_command(console)
+
+
+# What to run next on one's own images, one option per line.
+NEXT_COMMAND = (
+    ("ssl", "pretrain"),
+    ("--out", "out/mine"),
+    ("--data", "YOUR_IMAGES"),
+    ("--model", "torchvision/resnet18"),
+    ("--method", "simclr"),
+)
+
+
+def print_next_command(console: Console) -> None:
+    """Short lines joined by shell continuations: a command wrapped by the terminal would
+    break mid-argument, and one copied from it would not run."""
+    console.print("Next, on your own images:")
+    lines = [shlex.join(words) for words in NEXT_COMMAND]
+    for i, line in enumerate(lines):
+        continuation = " \\" if i < len(lines) - 1 else ""
+        indent = "  " if i == 0 else "      "
+        console.print(indent + line + continuation, markup=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -53,3 +53,15 @@ class FirstStepFailed(SSLCoreError):
 
 class RankFailed(SSLCoreError):
     """One of the training processes failed; the others were stopped."""
+
+
+class Interrupted(SSLCoreError):
+    """Ctrl-C or SIGTERM stopped the run at a step boundary, after writing a checkpoint."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class DiskFull(SSLCoreError):
+    """A file of the run could not be written (no space left, quota, file size limit)."""

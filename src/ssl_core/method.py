@@ -50,6 +50,13 @@ class Method:
     def build(self, backbone: Backbone, run: RunInfo) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement build(backbone, run)")
 
+    def check_run(self, run: RunInfo) -> None:
+        """Raise ``ssl_core.ConfigError`` for a run this method cannot learn from, e.g. a
+        batch too small for its loss; say how to fix it. Optional (the default accepts
+        every run). The core calls it once, when the images are counted and before the
+        output directory is written; ``run`` is rank 0's view of a run from step 0. Per
+        process, each step sees ``run.global_batch_size // run.world_size`` images."""
+
 
 def build_module(method: Method, backbone: Backbone, run: RunInfo) -> nn.Module:
     """Call ``method.build`` with the run context, or without it for a 0.1 method."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ssl_core import config
+from ssl_core import config, main_guard
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,6 +45,7 @@ def pretrain(
     is the global batch over all devices. Every argument is validated before any data is
     read or model built; mistakes raise ``ssl_core.SSLCoreError`` subclasses.
     """
+    main_guard.stop_if_importing_main()  # a process of devices=N re-running the script
     values = {k: v for k, v in locals().items()}
     return run(config.resolve(values))
 

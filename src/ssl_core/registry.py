@@ -55,7 +55,7 @@ class Registry:
             # "timm/*" should not import torchvision to list it.
             if "/" in filter and not fnmatch.fnmatch(prefix, filter.split("/", 1)[0]):
                 continue
-            names.extend(f"{prefix}/{n}" for n in provider.list_names())
+            names.extend(f"{prefix}/{n}" for n in listed_names(provider))
         return match(names, filter)
 
     def resolve_model(self, name: str) -> tuple[BackboneProvider, str]:
@@ -70,7 +70,9 @@ class Registry:
                 "`ssl models list` shows them all.",
             )
         provider = self.backbones[prefix][1]
-        known = provider.list_names()
+        known = provider.cached_names()
+        if known is None or short not in known:
+            known = provider.list_names()  # may know more: models registered in this process
         if short not in known:
             raise UnknownNameError(
                 "model",
@@ -83,6 +85,12 @@ class Registry:
     def build_backbone(self, name: str, **model_args: Any) -> Backbone:
         provider, short = self.resolve_model(name)
         return provider.build(short, **model_args)
+
+
+def listed_names(provider: BackboneProvider) -> list[str]:
+    """A provider's names, without importing its library where it keeps them cached."""
+    cached = provider.cached_names()
+    return provider.list_names() if cached is None else cached
 
 
 def match(names: Iterable[str], filter: str) -> list[str]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import typing
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ssl_core.backbones.provider import BackboneProvider
+from ssl_core.backbones.name_lists import library_names
+from ssl_core.backbones.provider import BackboneProvider, InputSize
 from ssl_core.hookspecs import hookimpl
+from ssl_core.transforms.args import as_size
 
 if TYPE_CHECKING:
     from ssl_core.backbones.backbone import Backbone
@@ -16,9 +21,10 @@ class TimmBackbones(BackboneProvider):
     description = "any timm model, created with num_classes=0 (pooled features)"
 
     def list_names(self) -> list[str]:
-        import timm
+        return all_model_names()
 
-        return sorted(timm.list_models())
+    def cached_names(self) -> list[str]:
+        return library_names("timm", all_model_names)
 
     def build(self, name: str, **model_args: Any) -> Backbone:
         import timm
@@ -28,6 +34,71 @@ class TimmBackbones(BackboneProvider):
         model = timm.create_model(name, pretrained=False, num_classes=0, **model_args)
         feature_dim: Any = getattr(model, "head_hidden_size", None) or model.num_features
         return Backbone(model, int(feature_dim), f"{self.prefix}/{name}")
+
+    def check_args(self, name: str, model_args: Mapping[str, Any]) -> None:
+        """timm's entrypoint (``resnet18``) passes its ``**kwargs`` on to the model class it
+        returns (``ResNet``); create_model and build_model_with_cfg take their own options."""
+        import timm
+        from timm.models import build_model_with_cfg, model_entrypoint, split_model_name_tag
+
+        from ssl_core.backbones.provider import check_model_args, keyword_parameters
+
+        entrypoint = model_entrypoint(split_model_name_tag(name)[0])
+        try:
+            model_class = typing.get_type_hints(entrypoint).get("return")
+        except Exception:  # an annotation that does not resolve: nothing to check against
+            model_class = None
+        valid: list[str] | None = None
+        if isinstance(model_class, type):
+            class_names, open_ended = keyword_parameters(model_class)
+            valid = None if open_ended else class_names
+        factory = {
+            *keyword_parameters(entrypoint)[0],
+            *keyword_parameters(timm.create_model)[0],
+            *keyword_parameters(build_model_with_cfg)[0],
+            # what build_model_with_cfg reads from its **kwargs
+            *("features_only", "out_indices", "feature_cls", "pruned", "pretrained_strict"),
+        }
+        check_model_args(
+            f"{self.prefix}/{name}",
+            model_args,
+            valid,
+            also=factory - {"model_name", "model_cls", "variant"},
+            reserved={
+                "pretrained": "ssl-core builds it without pretrained weights",
+                "num_classes": "ssl-core builds it with num_classes=0 (pooled features)",
+            },
+        )
+
+    def input_size(self, name: str, **model_args: Any) -> InputSize:
+        """timm's own record: ViTs and other fixed-size models take their ``img_size``
+        (the pretrained config's input size unless given); with ``dynamic_img_size`` any
+        size in whole patches; convolutional models any size."""
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(name)
+        if cfg is None or not cfg.fixed_input_size or model_args.get("dynamic_img_pad"):
+            return InputSize()
+        if not model_args.get("dynamic_img_size"):
+            return InputSize(fixed=as_size(model_args.get("img_size") or cfg.input_size[-2:]))
+        import timm
+        import torch
+
+        try:  # the patch size, read off a model that holds no memory
+            with torch.device("meta"):
+                model = timm.create_model(name, pretrained=False, num_classes=0, **model_args)
+            patch_embed: Any = model.patch_embed
+            patch = as_size(patch_embed.patch_size)
+        except Exception:
+            return InputSize()  # a wrong size then fails the first step, with a hint
+        return InputSize(multiple=math.lcm(*patch))
+
+
+def all_model_names() -> list[str]:
+    """Every model timm lists (imports it, and torch)."""
+    import timm
+
+    return sorted(timm.list_models())
 
 
 @hookimpl

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+import typing
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ssl_core.backbones.provider import BackboneProvider
+from ssl_core.backbones.name_lists import library_names
+from ssl_core.backbones.provider import BackboneProvider, InputSize
 from ssl_core.hookspecs import hookimpl
+from ssl_core.transforms.args import as_size
 
 if TYPE_CHECKING:
     from ssl_core.backbones.backbone import Backbone
@@ -34,10 +38,10 @@ class TorchvisionBackbones(BackboneProvider):
     description = "torchvision.models classification networks, classifier removed"
 
     def list_names(self) -> list[str]:
-        import torchvision
+        return in_families(all_model_names())
 
-        names = torchvision.models.list_models(module=torchvision.models)
-        return sorted(n for n in names if any(fnmatch.fnmatch(n, f) for f in FAMILIES))
+    def cached_names(self) -> list[str]:
+        return in_families(library_names("torchvision", all_model_names))
 
     def build(self, name: str, **model_args: Any) -> Backbone:
         import torchvision
@@ -61,6 +65,49 @@ class TorchvisionBackbones(BackboneProvider):
                 if isinstance(layer, nn.Dropout):
                     head[i] = nn.Identity()
         return Backbone(model, feature_dim, f"{self.prefix}/{name}")
+
+    def check_args(self, name: str, model_args: Mapping[str, Any]) -> None:
+        """The builder (``resnet18``) passes its ``**kwargs`` on to the model class it
+        returns (``ResNet``): a key is valid when one of the two names it."""
+        import torchvision
+
+        from ssl_core.backbones.provider import check_model_args, keyword_parameters
+
+        builder = torchvision.models.get_model_builder(name)
+        names, _ = keyword_parameters(builder)
+        try:
+            model_class = typing.get_type_hints(builder).get("return")
+        except Exception:  # an annotation that does not resolve: nothing to check against
+            model_class = None
+        valid: list[str] | None = None
+        if isinstance(model_class, type):
+            class_names, open_ended = keyword_parameters(model_class)
+            valid = None if open_ended else [n for n in class_names if n not in names]
+        check_model_args(
+            f"{self.prefix}/{name}",
+            model_args,
+            valid,
+            also=names,
+            reserved={"weights": "ssl-core builds it without pretrained weights"},
+        )
+
+    def input_size(self, name: str, **model_args: Any) -> InputSize:
+        """ViTs are built for one ``image_size`` (224 unless given); the other families
+        (convolutional, and Swin, which pads) take any size."""
+        if name.startswith("vit_"):
+            return InputSize(fixed=as_size(model_args.get("image_size", 224)))
+        return InputSize()
+
+
+def all_model_names() -> list[str]:
+    """Every classification model torchvision lists (imports it)."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def in_families(names: list[str]) -> list[str]:
+    return sorted(n for n in names if any(fnmatch.fnmatch(n, f) for f in FAMILIES))
 
 
 def _find_head(model: Any) -> tuple[str, Any]:

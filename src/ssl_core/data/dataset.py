@@ -15,7 +15,14 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ssl_core.data.decode import MAX_PIXELS, Unreadable, decode_file, read_header
+from ssl_core.data.decode import (
+    MAX_PIXELS,
+    Unreadable,
+    decode_file,
+    open_image_file,
+    read_header,
+)
+from ssl_core.data.scan import shown_path
 
 
 @dataclass
@@ -28,7 +35,7 @@ class Skipped:
         return len(self.files)
 
     def summary(self, limit: int = 5) -> str:
-        shown = "; ".join(f"{path} ({why})" for path, why in self.files[:limit])
+        shown = "; ".join(f"{shown_path(path)} ({why})" for path, why in self.files[:limit])
         more = f"; and {len(self.files) - limit} more" if len(self.files) > limit else ""
         return f"Skipped {len(self.files)} unreadable image file(s): {shown}{more}."
 
@@ -97,7 +104,7 @@ def check_headers(files: Sequence[Path]) -> tuple[list[Path], Skipped]:
 
     def check(path: Path) -> str | None:
         try:
-            with path.open("rb") as handle:
+            with open_image_file(path) as handle:
                 read_header(handle, MAX_PIXELS)  # the header only: the data stays on disk
         except (OSError, Unreadable) as exc:
             return str(exc)
@@ -113,18 +120,26 @@ def check_headers(files: Sequence[Path]) -> tuple[list[Path], Skipped]:
     return kept, skipped
 
 
-def estimated_bytes(files: Sequence[Path], sample: int = 64) -> int:
-    """Decoded size of all files, estimated from the headers of a sample."""
+def sample_sizes(files: Sequence[Path], sample: int = 64) -> list[tuple[int, int]]:
+    """(height, width) of up to ``sample`` files, from their headers only. The sample is
+    seeded, so every process (and a resume) reads the same files; unreadable ones are
+    left out."""
     rng = random.Random(0)
     picked = rng.sample(list(files), min(sample, len(files)))
-    pixels = []
+    sizes = []
     for path in picked:
         try:
-            with path.open("rb") as handle:
+            with open_image_file(path) as handle:
                 _, w, h = read_header(handle)
-            pixels.append(w * h)
+            sizes.append((h, w))
         except (OSError, Unreadable):
             continue
+    return sizes
+
+
+def estimated_bytes(files: Sequence[Path], sample: int = 64) -> int:
+    """Decoded size of all files, estimated from the headers of a sample."""
+    pixels = [h * w for h, w in sample_sizes(files, sample)]
     mean = sum(pixels) / len(pixels) if pixels else 0
     return int(mean * 3 * len(files))
 
@@ -171,7 +186,7 @@ class ViewDataset(Dataset):
             except Unreadable as exc:
                 # A file that passed the header check but fails to decode (truncated): use
                 # the next one so the batch keeps its size, and say so.
-                warnings.warn(f"skipping unreadable image {path}: {exc}", stacklevel=2)
+                warnings.warn(f"skipping unreadable image {shown_path(path)}: {exc}", stacklevel=2)
         raise RuntimeError("no readable image left")
 
     def __getitem__(self, item: tuple[int, int]) -> Any:

@@ -23,18 +23,24 @@ def scan_images(data: str | Path | Sequence[str | Path]) -> list[Path]:
     for source in sources:
         path = Path(source).expanduser()
         if not path.exists():
-            raise ConfigError(f"data path '{source}' does not exist.")
-        if path.is_file():
+            raise ConfigError(f"data path '{shown_path(source)}' does not exist.")
+        if not path.is_dir():  # a file named on its own: a FIFO or device is skipped later
             found.setdefault(os.path.realpath(path), path)
             continue
         for file in _walk(path):
             found.setdefault(os.path.realpath(file), file)
     if not found:
         raise ConfigError(
-            f"No images found in {', '.join(str(s) for s in sources)} (looked for "
+            f"No images found in {', '.join(shown_path(s) for s in sources)} (looked for "
             f"{', '.join(sorted(IMAGE_EXTENSIONS))}, recursively)."
         )
     return sorted(found.values())
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as text that any console or UTF-8 log can show. A file name may be any bytes;
+    those that are not UTF-8 (which Python keeps as surrogates) become ``\\xff`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _walk(root: Path) -> list[Path]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from ssl_core.data.dataset import (
 from ssl_core.data.device_decode import EncodedCollate, finish_encoded, load_encoded
 from ssl_core.data.scan import scan_images
 from ssl_core.errors import ConfigError
-from ssl_core.train import run_dir
+from ssl_core.train.image_size import resolve_image_size
 from ssl_core.train.process_group import Placement
 from ssl_core.train.sampler import EpochSampler
 
@@ -39,21 +40,29 @@ class PreparedData:
     cache: ImageCache | None
     kept: list[Path]
     skipped: Skipped
+    # The configuration with the settings chosen from the data (image_size "auto"), and
+    # the log lines that say what was chosen: every rank trains with this one.
+    resolved: ResolvedConfig | None = None
+    notes: list[str] = field(default_factory=list)
 
 
-def prepare_data(resolved: ResolvedConfig, world_size: int, main: bool = True) -> PreparedData:
-    """Every check that can be the user's mistake, before the output directory is touched.
-    ``main``: this process owns the output directory and shows progress."""
+def prepare_data(
+    resolved: ResolvedConfig,
+    world_size: int,
+    main: bool = True,
+    load: Callable[[list[Path], bool | str, bool], LoadedImages] | None = None,
+) -> PreparedData:
+    """Every check that can be the user's mistake, before the output directory is written.
+    ``main``: this process shows progress. ``load``: instead of ``load_images`` (under a
+    launcher: one decode per machine, shared_cache.load_shared)."""
     args = resolved.args
-    if main:
-        run_dir.check(Path(args.out), args.overwrite, args.resume)
     if args.batch_size % world_size:
         raise ConfigError(
             f"batch_size {args.batch_size} does not divide among {world_size} processes: "
             f"choose a multiple of {world_size}."
         )
     files = scan_images(args.data)
-    cache, kept, skipped = load_images(files, args.cache_images, main)
+    cache, kept, skipped = (load or load_images)(files, args.cache_images, main)
     if not kept:
         raise ConfigError(
             f"None of the {len(files)} image files could be read. {skipped.summary()}"
@@ -63,12 +72,38 @@ def prepare_data(resolved: ResolvedConfig, world_size: int, main: bool = True) -
             f"batch_size {args.batch_size} is larger than the {len(kept)} readable images: "
             f"lower --batch-size."
         )
-    return PreparedData(cache, kept, skipped)
+    check_method_run(resolved, len(kept), world_size)
+    resolved, image_size_note = resolve_image_size(resolved, kept)
+    notes = [image_size_note] if image_size_note else []
+    return PreparedData(cache, kept, skipped, resolved, notes)
 
 
-def load_images(
-    files: list[Path], cache: bool | str, show_progress: bool
-) -> tuple[ImageCache | None, list[Path], Skipped]:
+def check_method_run(resolved: ResolvedConfig, images: int, world_size: int) -> None:
+    """The method's ``check_run``: settings it cannot learn from (SimCLR with one image per
+    batch) stop here, before the output directory is written. It sees the run as rank 0
+    will, from step 0."""
+    from ssl_core.run_info import RunInfo
+    from ssl_core.train.model import pick_device
+
+    args = resolved.args
+    per_rank = args.batch_size // world_size
+    run = RunInfo(
+        epochs=resolved.epochs,
+        steps_per_epoch=(images // world_size) // per_rank,
+        global_batch_size=args.batch_size,
+        world_size=world_size,
+        device=str(pick_device(args.accelerator, 0)),
+    )
+    method = resolved.method_cls(resolved.method_args)
+    check = getattr(method, "check_run", None)  # a method that is no Method subclass has none
+    if check is not None:
+        check(run)
+
+
+LoadedImages = tuple[ImageCache | None, list[Path], Skipped]
+
+
+def load_images(files: list[Path], cache: bool | str, show_progress: bool) -> LoadedImages:
     """Decode into the shared cache when the data fits the memory budget, else check headers
     now and decode in the workers."""
     if cache == "auto":
@@ -98,6 +133,14 @@ class Loading:
     steps_per_epoch: int
     workers: int
     images: int
+
+    def close(self) -> None:
+        """Stop the loader processes now. Left to the end of the process, they would be
+        stopped with SIGTERM, which they ignore (see _worker_init): it would hang."""
+        iterator = getattr(self.loader, "_iterator", None)  # kept by persistent workers
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
 
 
 @dataclass
@@ -135,6 +178,11 @@ def auto_workers(setting: int | str, world_size: int, in_process: bool) -> int:
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers augment small images; threads would only contend
+    # Ctrl-C and a scheduler's SIGTERM reach every process of the group; a worker that died
+    # of them would break the batch the training process needs to stop cleanly. The
+    # training process ends its workers itself (Loading.close).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _finish_prepared(batched: Any, batch: Any, device: torch.device) -> list[torch.Tensor]:
@@ -190,5 +238,8 @@ def build_loading(
         persistent_workers=workers > 0,
         worker_init_fn=_worker_init if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
+        # Its own generator: starting an epoch's iterator then leaves torch's global random
+        # state alone, so a resume from the middle of an epoch continues it exactly.
+        generator=torch.Generator(),
     )
     return Loading(loader, sampler, to_views, len(sampler) // per_rank, workers, len(dataset))

@@ -3,22 +3,29 @@ schedule, state, the epochs of steps with their metrics and checkpoints, then th
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ssl_core.config import ResolvedConfig
-from ssl_core.errors import FirstStepFailed, SSLCoreError
+from ssl_core.errors import DiskFull, FirstStepFailed, Interrupted, SSLCoreError
 from ssl_core.results import PretrainResult
 from ssl_core.run_info import RunInfo
-from ssl_core.train import process_group, run_dir, state
+from ssl_core.train import (
+    process_group,
+    resume_hint,
+    run_dir,
+    run_folder,
+    shared_cache,
+    state,
+    stop_signals,
+)
 from ssl_core.train.data import Loading, PreparedData, build_loading, prepare_data
 from ssl_core.train.export import export_backbone
 from ssl_core.train.metrics import StepWindow
@@ -26,6 +33,7 @@ from ssl_core.train.model import BuiltModel, build_model, pick_device
 from ssl_core.train.optim import build_optimizer, build_scheduler, warmup_steps
 from ssl_core.train.precision import resolve_precision
 from ssl_core.train.process_group import Placement
+from ssl_core.train.progress import Figures, ProgressReport
 from ssl_core.train.step import TrainStep
 
 
@@ -39,6 +47,7 @@ class Session:
     precision: str
     log: run_dir.RunLog
     started: float
+    stop: stop_signals.StopRequest
 
     @property
     def out(self) -> Path:
@@ -46,10 +55,14 @@ class Session:
 
 
 def train(
-    resolved: ResolvedConfig, place: Placement | None = None, data: PreparedData | None = None
+    resolved: ResolvedConfig,
+    place: Placement | None = None,
+    data: PreparedData | None = None,
+    spawned: bool = False,
 ) -> PretrainResult:
     """Train on this process's share. ``data`` comes from the launcher, else it is prepared
-    here; rank 0 alone writes to the output directory."""
+    here; rank 0 alone writes to the output directory (which the launching process has
+    claimed). ``spawned``: started for ``devices=N``, which decides how signals are taken."""
     place = place or Placement()
     args = resolved.args
     out = Path(args.out)
@@ -61,31 +74,56 @@ def train(
         # Processes on one machine share its cores; more threads than cores only contend.
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // place.world_size))
     if data is None:
-        data = prepare_data(resolved, place.world_size, place.main)
+        # Under torchrun/srun: one decode per machine, shared by its processes.
+        load = partial(shared_cache.load_shared, place) if place.world_size > 1 else None
+        data = prepare_data(resolved, place.world_size, place.main, load)
+    resolved = data.resolved or resolved  # with image_size "auto" chosen from the data
+    saved = state.read_for_resume(out, resolved.to_json()) if args.resume else None
     if place.main:
-        run_dir.prepare(out, args.overwrite, args.resume)
+        run_folder.prepare(out, args.overwrite)
     process_group.barrier(place)
-    log = run_dir.RunLog(out, enabled=place.main)
+    log = run_dir.RunLog(out, enabled=place.main, resume_step=saved["step"] if saved else None)
     try:
+        for note in data.notes:
+            log.info(note)
         if data.skipped:
             log.warning(data.skipped.summary())
-        return run_training(Session(resolved, place, device, precision, log, started), data)
+        with stop_signals.stop_requests(spawned) as stop:
+            session = Session(resolved, place, device, precision, log, started, stop)
+            return run_training(session, data, saved)
     except Exception as exc:
         # A user's mistake is shown as it is; a failed first step may be the method's bug.
         if not isinstance(exc, SSLCoreError) or isinstance(exc, FirstStepFailed):
             run_dir.append_traceback(out, place.rank, exc)
+        elif place.main and not isinstance(exc, DiskFull):
+            log.info(f"Stopped: {exc}", console=False)  # the console shows it as the error
         raise
     finally:
         log.close()
 
 
-def run_training(session: Session, data: PreparedData) -> PretrainResult:
+def run_training(
+    session: Session, data: PreparedData, saved: dict[str, Any] | None
+) -> PretrainResult:
     resolved, place = session.resolved, session.place
     config = resolved.to_json()
-    saved = state.read_for_resume(session.out, config) if resolved.args.resume else None
     if saved is None and place.main:
         run_dir.write_config(session.out, config)
     loading = build_loading(resolved, place, session.device, data)
+    try:
+        return train_and_export(session, data, saved, loading, config)
+    finally:
+        loading.close()
+
+
+def train_and_export(
+    session: Session,
+    data: PreparedData,
+    saved: dict[str, Any] | None,
+    loading: Loading,
+    config: dict[str, Any],
+) -> PretrainResult:
+    resolved, place = session.resolved, session.place
     run = run_info(session, loading, saved)
     built = build_model(resolved, run, session.device)
     optimizer = build_optimizer(built.module, resolved.optim_args, resolved.args.batch_size)
@@ -131,7 +169,11 @@ def announce(
     if position.epoch >= run.epochs:
         log.info(f"This run had already finished its {run.epochs} epochs; exporting again.")
     elif position.step:
-        log.info(f"Resuming from epoch {position.epoch}, step {position.step}.")
+        within = position.step - position.epoch * run.steps_per_epoch
+        log.info(
+            f"Resuming at step {position.step} of {run.total_steps} (epoch {position.epoch + 1}"
+            f"/{run.epochs}, {within} of its {run.steps_per_epoch} steps done)."
+        )
     per_rank = args.batch_size // place.world_size
     processes = f"process{'es' if place.world_size > 1 else ''}"
     skipped = f" ({len(data.skipped)} skipped)" if data.skipped else ""
@@ -164,8 +206,9 @@ class Totals:
 
 
 def train_epochs(training: Training) -> Totals:
-    """The epochs from the position to the end: steps, metric rows, and at each epoch's end
-    the method's ``on_epoch_end`` and a checkpoint."""
+    """The epochs from the position to the end: steps, metric rows, checkpoints within an
+    epoch when due, and at each epoch's end the method's ``on_epoch_end`` and a checkpoint.
+    A stop signal ends the run at a step boundary, after a checkpoint."""
     session, loading, built, step, run, position = (
         training.session,
         training.loading,
@@ -176,43 +219,50 @@ def train_epochs(training: Training) -> Totals:
     )
     args, log, device = session.resolved.args, session.log, session.device
     flush_every = 1 if device.type == "cpu" else 20  # a host sync per flush on GPUs
+    per_rank = args.batch_size // session.place.world_size
+    schedule = state.CheckpointSchedule(args.checkpoint_every_steps, args.checkpoint_every_minutes)
     totals = Totals()
     built.model.train()
-    with _progress(log) as progress:
-        task = progress.add_task(
-            "train",
-            total=run.total_steps,
-            completed=position.step,
-            epoch=position.epoch + 1,
-            epochs=run.epochs,
-            loss=float("nan"),
-            lr=step.scheduler.get_last_lr()[0],
-            ips=0.0,
-        )
+    lr = float(step.scheduler.get_last_lr()[0])
+    start = Figures(position.step, position.epoch + 1, float("nan"), lr, 0.0)
+    with ProgressReport(log, run.total_steps, run.epochs, start) as progress:
         for epoch in range(position.epoch, run.epochs):
-            loading.sampler.set_epoch(epoch)
+            # A resume in the middle of an epoch continues with the batches it had not seen.
+            done_in_epoch = position.step - epoch * run.steps_per_epoch
+            loading.sampler.set_epoch(epoch, skip=done_in_epoch * per_rank)
             window = StepWindow(args.batch_size, device)
-            epoch_images, epoch_seconds = 0, 0.0
+            epoch_images, epoch_seconds, stopping = 0, 0.0, False
             for batch in loading.loader:
                 views = loading.to_views(batch)
                 views = [v.contiguous(memory_format=built.memory_format) for v in views]
                 result = step(position.step, views)
                 position.step += 1
                 window.add(position.step, result.loss, result.metrics, result.lr)
-                if len(window.steps) >= flush_every or position.step % run.steps_per_epoch == 0:
-                    rows, seconds = window.flush(epoch + 1)
-                    log.metrics(rows)
-                    totals.last_loss = rows[-1]["loss"]
-                    epoch_images += len(rows) * args.batch_size
-                    epoch_seconds += seconds
-                    progress.update(
-                        task,
-                        completed=position.step,
-                        epoch=epoch + 1,
-                        loss=totals.last_loss,
-                        lr=rows[-1]["lr"],
-                        ips=rows[-1]["images_per_second"],
+                epoch_end = position.step % run.steps_per_epoch == 0
+                if len(window.steps) < flush_every and not epoch_end:
+                    continue
+                rows, seconds, stopping = window.flush(epoch + 1, session.stop.requested)
+                log.metrics(rows)
+                totals.last_loss = rows[-1]["loss"]
+                epoch_images += len(rows) * args.batch_size
+                epoch_seconds += seconds
+                progress.update(
+                    Figures(
+                        position.step,
+                        epoch + 1,
+                        totals.last_loss,
+                        rows[-1]["lr"],
+                        rows[-1]["images_per_second"],
                     )
+                )
+                if epoch_end:  # the epoch's checkpoint follows below
+                    continue
+                if stopping or (session.place.main and schedule.due(position.step)):
+                    if session.place.main:
+                        training.checkpoint()
+                        schedule.written()
+                    if stopping:
+                        raise interrupted(session, position, run)
             built.lifecycle.on_epoch_end(epoch)
             position.epoch = epoch + 1
             totals.images += epoch_images
@@ -224,7 +274,19 @@ def train_epochs(training: Training) -> Totals:
             )
             if session.place.main:
                 training.checkpoint()
+                schedule.written()
+            if stopping and position.step < run.total_steps:
+                raise interrupted(session, position, run)
     return totals
+
+
+def interrupted(session: Session, position: state.Position, run: RunInfo) -> Interrupted:
+    command = resume_hint.resume_command(session.resolved.command_line)
+    return Interrupted(
+        f"Interrupted at step {position.step} of {run.total_steps}; the checkpoint is saved. "
+        f"Resume with: {command}",
+        exit_code=session.stop.exit_code,
+    )
 
 
 def summarize(
@@ -247,25 +309,10 @@ def summarize(
         rank=session.place.rank,
     )
     if session.place.main:
-        (session.out / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        run_dir.write_json(session.out / "summary.json", result.to_json())
         session.log.info(
             f"Done: {position.step} steps in {result.seconds:.0f} s "
             f"({result.images_per_second:.0f} img/s while training). "
             f"Pretrained backbone: {export_path}"
         )
     return result
-
-
-def _progress(log: run_dir.RunLog) -> Progress:
-    return Progress(
-        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-        BarColumn(),
-        TextColumn("step {task.completed}/{task.total}"),
-        TextColumn(
-            "loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.4g}  {task.fields[ips]:.0f} img/s"
-        ),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=log.console,
-        disable=not (log.enabled and log.console.is_terminal),
-    )

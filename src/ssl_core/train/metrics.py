@@ -61,15 +61,19 @@ class StepWindow:
         floats = {k: float(v) for k, v in metrics.items() if not isinstance(v, Tensor)}
         self.steps.append(_Step(step, lr, values, tuple(tensors), floats, tuple(metrics)))
 
-    def flush(self, epoch: int) -> tuple[list[dict[str, Any]], float]:
-        """Metric rows (means over all processes) and the seconds the window took; raises
+    def flush(
+        self, epoch: int, stop_requested: bool = False
+    ) -> tuple[list[dict[str, Any]], float, bool]:
+        """Metric rows (means over all processes), the seconds the window took, and whether
+        any process was asked to stop (so that all stop at this same step); raises
         NonFiniteLoss on every process alike, since they all see the same mean."""
         seconds = time.perf_counter() - self.start
         packed = [s.values for s in self.steps]
+        # A method's Python numbers and this process's stop request join the device values
+        # for the one all-reduce.
         floats = [v for s in self.steps for v in s.floats.values()]
-        if floats:  # a method's Python numbers join the device values for the one all-reduce
-            packed.append(torch.tensor(floats, dtype=torch.float32).to(self.device))
-        means = all_reduce_mean(torch.cat(packed)).cpu().tolist()
+        packed.append(torch.tensor([*floats, float(stop_requested)]).to(self.device))
+        *means, stop = all_reduce_mean(torch.cat(packed)).cpu().tolist()
         rate = len(self.steps) * self.batch_size / max(seconds, 1e-9)
         rows, tensor_at, float_at = [], 0, sum(len(s.values) for s in self.steps)
         for s in self.steps:
@@ -95,4 +99,4 @@ class StepWindow:
             rows.append(row | {name: metrics[name] for name in s.names})
         self.steps = []
         self.start = time.perf_counter()
-        return rows, seconds
+        return rows, seconds, stop > 0

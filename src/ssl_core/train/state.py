@@ -3,6 +3,9 @@ state), optimiser, lr schedule, position and RNG states; and the resume rules.""
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,18 +14,46 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from ssl_core.errors import ConfigError
+from ssl_core.results import PretrainResult
 from ssl_core.train import checkpoint as ckpt
 from ssl_core.train import run_dir
 from ssl_core.train.model import BuiltModel
 
 # Settings that may change between a run and its resume without changing the result.
-RESUMABLE_CHANGES = {"resume", "overwrite", "num_workers", "compile"}
+RESUMABLE_CHANGES = {
+    "out",  # a run folder may be moved, e.g. to another disk, and resumed there
+    "resume",
+    "overwrite",
+    "num_workers",
+    "compile",
+    "checkpoint_every_steps",
+    "checkpoint_every_minutes",
+}
+# Paths compared by what they point to: "imgs", "imgs/" and "/abs/imgs" are one folder.
+PATH_SETTINGS = ("data",)
 
 
 @dataclass
 class Position:
     epoch: int = 0  # epochs finished
     step: int = 0  # optimiser steps done
+
+
+class CheckpointSchedule:
+    """When a checkpoint is due within an epoch: every ``steps`` steps, or once ``minutes``
+    have passed since the last one (either may be None)."""
+
+    def __init__(self, steps: int | None, minutes: float | None) -> None:
+        self.steps, self.minutes = steps, minutes
+        self.last = time.monotonic()
+
+    def due(self, step: int) -> bool:
+        if self.steps is not None and step % self.steps == 0:
+            return True
+        return self.minutes is not None and time.monotonic() - self.last >= self.minutes * 60
+
+    def written(self) -> None:
+        self.last = time.monotonic()
 
 
 def read_for_resume(out: Path, config: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +67,7 @@ def check_resumable(saved: dict[str, Any], current: dict[str, Any]) -> None:
     changed = [
         key
         for key in sorted(set(saved) | set(current))
-        if key not in RESUMABLE_CHANGES and saved.get(key) != current.get(key)
+        if key not in RESUMABLE_CHANGES and _comparable(key, saved) != _comparable(key, current)
     ]
     if changed:
         details = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
@@ -44,6 +75,32 @@ def check_resumable(saved: dict[str, Any], current: dict[str, Any]) -> None:
             f"Cannot resume with different settings ({details}). Resume with the settings "
             f"of the original run (see its config.json), or start a new run."
         )
+
+
+def _comparable(key: str, config: dict[str, Any]) -> Any:
+    value = config.get(key)
+    if key in PATH_SETTINGS and value is not None:
+        paths = [value] if isinstance(value, str) else value
+        return [os.path.realpath(os.path.expanduser(p)) for p in paths]
+    return value
+
+
+def finished_run(out: Path, epochs: int) -> PretrainResult | None:
+    """The result of a run in ``out`` that already trained its ``epochs`` and wrote its
+    summary and export, read without loading the weights; None otherwise."""
+    summary = out / "summary.json"
+    if not (summary.is_file() and (out / run_dir.EXPORT).is_file()):
+        return None
+    try:
+        saved = ckpt.load(out / run_dir.CHECKPOINT, mmap=True)
+        result = PretrainResult.from_json(json.loads(summary.read_text(encoding="utf-8")))
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError):
+        return None
+    if saved["config"].get("epochs") != epochs or saved["epoch"] < epochs:
+        return None
+    if result.steps != saved["step"]:
+        return None
+    return result
 
 
 def restore(

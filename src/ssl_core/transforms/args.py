@@ -6,7 +6,10 @@ in every method: ``transform_args.color_jitter.prob``.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from ssl_core.args import StrictArgs
 
@@ -43,7 +46,7 @@ class GaussianBlurArgs(StrictArgs):
         (0.1, 2.0), description="Range the blur sigma is drawn from, in pixels."
     )
     kernel_size: int | None = Field(
-        None, description="Odd kernel size; None: about a tenth of the image size."
+        None, ge=1, description="Odd kernel size; None: about a tenth of the image size."
     )
 
 
@@ -71,14 +74,107 @@ def as_size(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
-class ImageSizeMixin(StrictArgs):
-    image_size: tuple[int, int] = Field(
-        (224, 224), description="Output size of each view, (height, width) or one number."
+# The Gaussian blur pads a view by half its kernel with reflection, which needs more pixels
+# than the padding: 2 px for the smallest kernel (3). Crops and ResNets take even 1 px.
+MIN_IMAGE_SIZE = 2
+# "auto" never goes below this: stride-32 backbones with unpadded downsampling (ConvNeXt)
+# need 32 px, and CIFAR's images are 32 px.
+AUTO_MIN_IMAGE_SIZE = 32
+
+
+def _image_size_description(reference: int) -> str:
+    return (
+        "Output size of each view: (height, width), one number, or auto: the median shorter "
+        f"side of a sample of the images, at most {reference} (the method's reference size), "
+        f"rounded down to a multiple of 8, at least {AUTO_MIN_IMAGE_SIZE}; a backbone built "
+        "for one size (a ViT) gets that size. train.log and config.json record the choice."
     )
+
+
+class ImageSizeMixin(StrictArgs):
+    reference_image_size: ClassVar[int] = 224
+    """The method's reference view size (its paper's, on ImageNet): "auto" never exceeds
+    it. A method's transform schema sets its own."""
+
+    image_size: tuple[int, int] | Literal["auto"] = Field(
+        "auto", description=_image_size_description(224)
+    )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # The help and docs state this schema's own reference size (each class has its copy).
+        cls.model_fields["image_size"].description = _image_size_description(
+            cls.reference_image_size
+        )
 
     @field_validator("image_size", mode="before")
     @classmethod
     def _square(cls, value: object) -> object:
-        if isinstance(value, (int, str)) and str(value).strip().isdigit():
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, int) or (
+            isinstance(value, str) and value.strip().lstrip("+-").isdigit()
+        ):
             return as_size(int(value))
+        if isinstance(value, str):
+            raise PydanticCustomError(
+                "image_size_type", "give a size in pixels such as 32, height,width, or auto"
+            )
         return value
+
+    @field_validator("image_size")
+    @classmethod
+    def _producible(cls, value: tuple[int, int] | str) -> tuple[int, int] | str:
+        if isinstance(value, tuple) and min(value) < MIN_IMAGE_SIZE:
+            raise PydanticCustomError(
+                "image_size_too_small",
+                "each side must be at least {minimum} px (the Gaussian blur pads a view by 1 "
+                "px with reflection, which needs 2 px); give e.g. 32, or auto to take the "
+                "size from the images",
+                {"minimum": MIN_IMAGE_SIZE},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _blur_fits(self) -> ImageSizeMixin:
+        """An explicit blur kernel pads each view by half its size: the view must be larger."""
+        if isinstance(self.image_size, str):
+            return self  # checked again once "auto" is resolved
+        side = min(self.image_size)
+        for key, blur in _blur_args(self):
+            if blur.kernel_size is None:
+                continue
+            kernel = blur.kernel_size + 1 if blur.kernel_size % 2 == 0 else blur.kernel_size
+            if kernel // 2 >= side:
+                raise PydanticCustomError(
+                    "blur_kernel_too_large",
+                    f"{key}.kernel_size {blur.kernel_size} pads each view by {kernel // 2} px, "
+                    f"which needs views of at least {kernel // 2 + 1} px, but image_size is "
+                    f"{self.image_size[0]}×{self.image_size[1]}: lower the kernel_size (or "
+                    f"leave it None: a tenth of the view) or raise image_size",
+                )
+        return self
+
+    @property
+    def view_size(self) -> tuple[int, int]:
+        """``image_size`` as (height, width); "auto" must have been resolved (a run does
+        that from the data before building the transform)."""
+        if isinstance(self.image_size, str):
+            raise ValueError(
+                'image_size "auto" is chosen from the images when a run starts; to build '
+                "this transform on its own, give a number, e.g. image_size=224"
+            )
+        return self.image_size
+
+
+def _blur_args(args: StrictArgs, prefix: str = "") -> list[tuple[str, GaussianBlurArgs]]:
+    """Every GaussianBlurArgs in ``args``, nested schemas included, with its dotted key."""
+    found = []
+    for name in type(args).model_fields:
+        value = getattr(args, name)
+        if isinstance(value, GaussianBlurArgs):
+            found.append((f"{prefix}{name}", value))
+        elif isinstance(value, StrictArgs):
+            found.extend(_blur_args(value, f"{prefix}{name}."))
+    return found

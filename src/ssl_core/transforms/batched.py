@@ -58,6 +58,13 @@ class ViewRecipe:
     ops: Sequence[BatchedOp]
     normalize: NormalizeArgs = field(default_factory=NormalizeArgs)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.size, str):  # a plugin passed image_size before a run resolved it
+            raise ValueError(
+                f'ViewRecipe size {self.size!r}: image_size "auto" is chosen from the images '
+                f"when a run starts; outside a run give a number, e.g. image_size=224"
+            )
+
     def _columns(self) -> list[dict[str, int]]:
         """Per op, its value names and their columns."""
         columns, start = [], 0

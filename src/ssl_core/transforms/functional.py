@@ -14,7 +14,10 @@ LUMA = (0.2989, 0.587, 0.114)
 
 
 def to_rgb(image: torch.Tensor) -> torch.Tensor:
-    """Any decoded image as uint8 RGB: grayscale is repeated, alpha is dropped."""
+    """Any decoded image as uint8 RGB: grayscale is repeated, alpha is dropped, 16 bits
+    (torchvision decodes 16-bit PNGs to uint16) are scaled to 8: round(value · 255 / 65535)."""
+    if image.dtype == torch.uint16:  # 65535 = 255 · 257; value / 257 is never half-way
+        image = (image.to(torch.int32) + 128).div_(257, rounding_mode="floor").to(torch.uint8)
     if image.dim() == 2:
         image = image.unsqueeze(0)
     channels = image.shape[0]

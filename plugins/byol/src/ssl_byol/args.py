@@ -65,6 +65,8 @@ class BYOLViewArgs(StrictArgs):
 class BYOLTransformArgs(ImageSizeMixin):
     """Two views with the paper's asymmetric blur and solarization."""
 
+    reference_image_size = 224  # the paper's ImageNet views; image_size "auto" stays at or below
+
     random_resize: RandomResizeArgs = Field(
         default_factory=RandomResizeArgs, description="Random resized crop."
     )

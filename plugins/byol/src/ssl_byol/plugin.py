@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ssl_byol.args import BYOLArgs, BYOLTransformArgs
-from ssl_core import Method, OptimizerArgs, Transform, hookimpl
+from ssl_core import ConfigError, Method, OptimizerArgs, Transform, hookimpl
 
 if TYPE_CHECKING:
     from torch import nn
@@ -49,6 +49,17 @@ class BYOL(Method):
         from ssl_byol.model import BYOLModel
 
         return BYOLModel(backbone, self.args, run.total_steps)
+
+    def check_run(self, run: RunInfo) -> None:
+        # The heads' BatchNorm normalises over the whole batch (global on several processes,
+        # sync_batchnorm): one image gives it nothing to normalise over.
+        if run.global_batch_size < 2:
+            raise ConfigError(
+                f"BYOL needs at least 2 images per batch: its projection and prediction heads "
+                f"use BatchNorm, which cannot normalise a single image (batch_size "
+                f"{run.global_batch_size} over {run.world_size} process). Use --batch-size 2 "
+                f"or more."
+            )
 
 
 @hookimpl

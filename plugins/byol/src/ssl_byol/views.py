@@ -17,7 +17,7 @@ from ssl_core.transforms import (
 
 def byol_recipe(args: BYOLTransformArgs, view: BYOLViewArgs) -> ViewRecipe:
     return ViewRecipe(
-        size=args.image_size,
+        size=args.view_size,
         crop=args.random_resize,
         ops=[
             RandomFlip(args.random_flip),

@@ -30,6 +30,8 @@ class SimCLRArgs(StrictArgs):
 class SimCLRTransformArgs(ImageSizeMixin):
     """Two independently augmented views per image, as in the SimCLR paper."""
 
+    reference_image_size = 224  # the paper's ImageNet views; image_size "auto" stays at or below
+
     random_resize: RandomResizeArgs = Field(
         default_factory=RandomResizeArgs, description="Random resized crop."
     )

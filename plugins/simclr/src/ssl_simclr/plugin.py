@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ssl_core import Method, OptimizerArgs, Transform, hookimpl
+from ssl_core import ConfigError, Method, OptimizerArgs, Transform, hookimpl
 from ssl_simclr.args import SimCLRArgs, SimCLRTransformArgs
 
 if TYPE_CHECKING:
@@ -42,6 +42,17 @@ class SimCLR(Method):
         from ssl_simclr.model import SimCLRModel
 
         return SimCLRModel(backbone, self.args)
+
+    def check_run(self, run: RunInfo) -> None:
+        # Negatives are gathered from every process, so the global batch is what counts.
+        if run.global_batch_size < 2:
+            processes = f"{run.world_size} process{'es' if run.world_size > 1 else ''}"
+            raise ConfigError(
+                f"SimCLR needs at least 2 images per batch to have negatives: with batch_size "
+                f"{run.global_batch_size} over {processes} each image's two views are compared "
+                f"only with each other, the loss is 0 and nothing is learnt. Use --batch-size 2 "
+                f"or more (SimCLR learns best from hundreds)."
+            )
 
 
 @hookimpl

@@ -15,7 +15,7 @@ from ssl_simclr.args import SimCLRTransformArgs
 
 def simclr_recipe(args: SimCLRTransformArgs) -> ViewRecipe:
     return ViewRecipe(
-        size=args.image_size,
+        size=args.view_size,
         crop=args.random_resize,
         ops=[
             RandomFlip(args.random_flip),
