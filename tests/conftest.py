@@ -22,6 +22,15 @@ SHARED_DATA = Path(
 )
 SSL_SCRIPT = Path(sys.executable).with_name("ssl")
 WIDE = {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
+# ``ssl pretrain`` options of a ResNet-18 run that takes seconds on a CPU (pretrain_args form).
+TINY_RESNET = {
+    "model": "torchvision/resnet18",
+    "transform_args": "image_size=32",
+    "method_args": ["hidden_dim=64", "output_dim=16"],
+    "num_workers": 0,
+    "accelerator": "cpu",
+    "precision": "32-true",
+}
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ import torch
 import ssl_core
 from conftest import (
     ONE_STEP_SEED,
+    TINY_RESNET,
     WIDE,
     assert_same_step,
     one_step_on_one_and_two_processes,
@@ -23,14 +24,7 @@ from conftest import (
 )
 from ssl_core import ConfigError
 
-COMMON = {
-    "model": "torchvision/resnet18",
-    "transform_args": "image_size=32",
-    "method_args": ["hidden_dim=64", "output_dim=16"],
-    "num_workers": 0,
-    "accelerator": "cpu",
-    "precision": "32-true",
-}
+COMMON = TINY_RESNET
 
 
 def steps(out):

@@ -21,6 +21,7 @@ import ssl_core
 from conftest import (
     ONE_STEP_SEED,
     SSL_SCRIPT,
+    TINY_RESNET,
     WIDE,
     assert_same_step,
     pretrain_args,
@@ -31,14 +32,23 @@ from ssl_core.train.process_group import free_port
 
 HERE = Path(__file__).parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
-RESNET = {
-    "model": "torchvision/resnet18",
-    "transform_args": "image_size=32",
-    "method_args": ["hidden_dim=64", "output_dim=16"],
-    "num_workers": 0,
-    "accelerator": "cpu",
-    "precision": "32-true",
-}
+RESNET = TINY_RESNET
+
+
+def pretrain_here(out: Path, images: Path, **options: object) -> ssl_core.PretrainResult:
+    """The run of RESNET's settings in this process (the reference for launched runs)."""
+    return ssl_core.pretrain(
+        out=out,
+        data=images,
+        model="torchvision/resnet18",
+        method_args={"hidden_dim": 64, "output_dim": 16},
+        transform_args={"image_size": 32},
+        epochs=1,
+        num_workers=0,
+        accelerator="cpu",
+        precision="32-true",
+        **options,
+    )
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -158,19 +168,7 @@ def test_torchrun_trains_as_processes_started_by_devices(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Process 1 mapped the shared image cache" in result.stdout + result.stderr
-    spawned = ssl_core.pretrain(
-        out=tmp_path / "spawned",
-        data=images,
-        model="torchvision/resnet18",
-        method_args={"hidden_dim": 64, "output_dim": 16},
-        transform_args={"image_size": 32},
-        epochs=1,
-        batch_size=8,
-        num_workers=0,
-        accelerator="cpu",
-        precision="32-true",
-        devices=2,
-    )
+    spawned = pretrain_here(tmp_path / "spawned", images, batch_size=8, devices=2)
     launched = torch.load(tmp_path / "torchrun/exported_models/exported_last.pt")
     started = torch.load(spawned.exported_model)
     assert launched.keys() == started.keys()
@@ -197,19 +195,7 @@ def test_two_machines_train_as_one_process(tmp_path):
         assert output.count(f"Process {rank} decoded 16 images") == 1, output[-3000:]
         assert f"Process {1 - rank} decoded" not in output
 
-    one = ssl_core.pretrain(
-        out=tmp_path / "one",
-        data=images,
-        model="torchvision/resnet18",
-        method_args={"hidden_dim": 64, "output_dim": 16},
-        transform_args={"image_size": 32},
-        epochs=1,
-        batch_size=16,
-        num_workers=0,
-        accelerator="cpu",
-        precision="32-true",
-        seed=ONE_STEP_SEED,
-    )
+    one = pretrain_here(tmp_path / "one", images, batch_size=16, seed=ONE_STEP_SEED)
     two = torch.load(tmp_path / "two/checkpoints/last.ckpt", weights_only=True)
     assert two["step"] == one.steps == 1
     torch.manual_seed(ONE_STEP_SEED)  # the model exactly as the runs build it

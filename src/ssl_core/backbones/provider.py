@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,20 @@ def keyword_parameters(constructor: Callable[..., Any]) -> tuple[list[str], bool
     names = [p.name for p in signature.parameters.values() if p.kind in kinds]
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
     return names, open_ended
+
+
+def returned_class_parameters(factory: Callable[..., Any]) -> list[str] | None:
+    """The keyword parameters of the class ``factory`` is annotated to return (timm's and
+    torchvision's builders pass their ``**kwargs`` on to it); None when that class is not
+    known or takes any key."""
+    try:
+        model_class = typing.get_type_hints(factory).get("return")
+    except Exception:  # an annotation that does not resolve: nothing to check against
+        return None
+    if not isinstance(model_class, type):
+        return None
+    names, open_ended = keyword_parameters(model_class)
+    return None if open_ended else names
 
 
 def check_model_args(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,17 +40,14 @@ class TimmBackbones(BackboneProvider):
         import timm
         from timm.models import build_model_with_cfg, model_entrypoint, split_model_name_tag
 
-        from ssl_core.backbones.provider import check_model_args, keyword_parameters
+        from ssl_core.backbones.provider import (
+            check_model_args,
+            keyword_parameters,
+            returned_class_parameters,
+        )
 
         entrypoint = model_entrypoint(split_model_name_tag(name)[0])
-        try:
-            model_class = typing.get_type_hints(entrypoint).get("return")
-        except Exception:  # an annotation that does not resolve: nothing to check against
-            model_class = None
-        valid: list[str] | None = None
-        if isinstance(model_class, type):
-            class_names, open_ended = keyword_parameters(model_class)
-            valid = None if open_ended else class_names
+        valid = returned_class_parameters(entrypoint)
         factory = {
             *keyword_parameters(entrypoint)[0],
             *keyword_parameters(timm.create_model)[0],

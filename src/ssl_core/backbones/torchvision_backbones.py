@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -71,18 +70,16 @@ class TorchvisionBackbones(BackboneProvider):
         returns (``ResNet``): a key is valid when one of the two names it."""
         import torchvision
 
-        from ssl_core.backbones.provider import check_model_args, keyword_parameters
+        from ssl_core.backbones.provider import (
+            check_model_args,
+            keyword_parameters,
+            returned_class_parameters,
+        )
 
         builder = torchvision.models.get_model_builder(name)
         names, _ = keyword_parameters(builder)
-        try:
-            model_class = typing.get_type_hints(builder).get("return")
-        except Exception:  # an annotation that does not resolve: nothing to check against
-            model_class = None
-        valid: list[str] | None = None
-        if isinstance(model_class, type):
-            class_names, open_ended = keyword_parameters(model_class)
-            valid = None if open_ended else [n for n in class_names if n not in names]
+        class_names = returned_class_parameters(builder)
+        valid = None if class_names is None else [n for n in class_names if n not in names]
         check_model_args(
             f"{self.prefix}/{name}",
             model_args,

@@ -13,6 +13,7 @@ same node (torchrun's GROUP_RANK, SLURM_NODEID); the one with the lowest rank de
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import mmap
@@ -84,6 +85,7 @@ def _decode_and_publish(
                     f"({_mb(image_cache)}) for the {local} processes on this machine."
                 )
             loaded = (image_cache, kept, skipped)
+            release_freed_memory()
         os.close(fd)
     except Exception as exc:
         failure = exc
@@ -304,6 +306,17 @@ def _alive(pid: int) -> bool:
 
 def _mb(image_cache: ImageCache | None) -> str:
     return f"{_nbytes(image_cache) / 1e6:.1f} MB"
+
+
+def release_freed_memory() -> None:
+    """Hand the freed private copy back to the system. glibc keeps freed blocks of the
+    decoding threads' arenas for reuse, and the process would go on holding a second copy
+    of the images; elsewhere (not glibc) this does nothing."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _say(message: str) -> None:
