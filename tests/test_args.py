@@ -93,6 +93,10 @@ def test_python_values_and_defaults():
             {"transform_args": {"color_jitter": {"prob": 2}}},
             "Invalid value for 'transform_args.color_jitter.prob' (got 2)",
         ),
+        (
+            {"transform_args": {"gaussian_blur": {"sigmas": (0.0, 2.0)}}},
+            "Invalid value for 'transform_args.gaussian_blur.sigmas' (got (0.0, 2.0))",
+        ),
         ({"optim_args": {"name": "adam"}}, "Invalid value for 'optim_args.name' (got 'adam')"),
         ({"epochs": 0}, "Invalid value for 'epochs' (got 0)"),
         ({"precision": "fp8"}, "Invalid value for 'precision'"),

@@ -49,6 +49,15 @@ class GaussianBlurArgs(StrictArgs):
         None, ge=1, description="Odd kernel size; None: about a tenth of the image size."
     )
 
+    @field_validator("sigmas")
+    @classmethod
+    def _positive_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low <= high:
+            # A sigma of 0 divides by zero in the kernel: the views would be NaN.
+            raise ValueError(f"must be a range low,high with 0 < low <= high, got {low},{high}")
+        return value
+
 
 class SolarizeArgs(StrictArgs):
     prob: float = Field(0.0, ge=0, le=1, description="Probability of solarizing a view.")
