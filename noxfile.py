@@ -18,7 +18,8 @@ TORCH = ("torch==2.14.1", "torchvision==0.29.1")
 def install_project(session: nox.Session, *extras: str) -> None:
     session.install(*TORCH)
     project = f".[{','.join(extras)}]" if extras else "."
-    session.install("-e", project, "-e", "plugins/simclr", "-e", "plugins/byol")
+    plugins = ("plugins/simclr", "plugins/byol", "plugins/dino")
+    session.install("-e", project, *(arg for plugin in plugins for arg in ("-e", plugin)))
 
 
 @nox.session
