@@ -9,6 +9,7 @@ import math
 import os
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -402,7 +403,7 @@ def test_a_fixed_size_vit_is_told_how_to_take_local_views(few_images, tmp_path):
 
 
 def test_sigkill_then_resume_is_bit_identical_teacher_and_centre_included(few_images, tmp_path):
-    epochs, per_epoch = 3, IMAGES // BATCH
+    epochs, per_epoch = 2, IMAGES // BATCH
     options = [
         "pretrain",
         f"data={few_images}",
@@ -417,7 +418,7 @@ def test_sigkill_then_resume_is_bit_identical_teacher_and_centre_included(few_im
         *(f"method_args.{key}={value}" for key, value in SMALL_HEAD.items()),
     ]
     out = tmp_path / "killed"
-    sigkill_during_run([*options, f"out={out}"], out / "metrics.jsonl", per_epoch + 2)
+    sigkill_during_run([*options, f"out={out}"], out / "metrics.jsonl", per_epoch + 1)
     assert torch.load(out / "checkpoints/last.ckpt", weights_only=True)["step"] == per_epoch
     resumed = run_ssl(*options, f"out={out}", "resume=true")
     assert resumed.returncode == 0, resumed.stderr
@@ -432,10 +433,13 @@ def test_sigkill_then_resume_is_bit_identical_teacher_and_centre_included(few_im
         assert torch.equal(final["model"][key], value), key
 
 
-def test_methods_list_and_show_name_dino():
+def test_methods_list_and_show_name_dino_and_its_pages_are_generated():
     listed = run_ssl("methods", "list")
     assert listed.returncode == 0 and "dino" in listed.stdout
     shown = run_ssl("methods", "show", "dino")
     assert shown.returncode == 0, shown.stderr
     for key in ("teacher_temp", "num_local_views", "local_image_size", "weight_decay_end"):
         assert key in shown.stdout
+    pages = Path(__file__).parent.parent / "docs/methods/_auto"
+    assert "freeze_last_layer_epochs" in (pages / "dino_method_args.md").read_text()
+    assert "local_image_size" in (pages / "dino_transform_args.md").read_text()
