@@ -113,7 +113,8 @@ class DINOViewArgs(StrictArgs):
 def auto_local_image_size(global_size: tuple[int, int]) -> tuple[int, int]:
     """The paper's 96/224 of the global size, rounded to a multiple of 16 (a whole number
     of patches for 16-pixel ViTs; any size suits a ResNet), at least 16."""
-    return tuple(max(16, round(side * 96 / 224 / 16) * 16) for side in global_size)  # type: ignore[return-value]
+    height, width = (max(16, round(side * 96 / 224 / 16) * 16) for side in global_size)
+    return height, width
 
 
 class DINOTransformArgs(ImageSizeMixin):

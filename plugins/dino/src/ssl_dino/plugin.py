@@ -40,7 +40,8 @@ class DINO(Method):
     default_epochs = 100
     # The official AdamW at lr 5e-4 per 256 images with 10 warmup epochs, weight decay 0.04
     # (rising to method_args.weight_decay_end) and gradient clipping at norm 3.0.
-    # LightlyTrain's default is SGD at lr 0.03 and weight decay 1e-4.
+    # The lr falls along a cosine to 0 (the official code: to 1e-6); the core caps the
+    # warmup at a tenth of the run. LightlyTrain's default is SGD at lr 0.03, wd 1e-4.
     default_optimizer = OptimizerArgs(
         name="adamw", lr=0.0005, weight_decay=0.04, warmup_epochs=10, gradient_clip_norm=3.0
     )
