@@ -381,12 +381,13 @@ def test_trains_a_vit_from_the_command_line(few_images, tmp_path):
         "--precision",
         "32-true",
         "--transform-args",
-        "image_size=32",
-        "--transform-args",
         "num_local_views=2",
         *(arg for k, v in SMALL_HEAD.items() for arg in ("--method-args", f"{k}={v}")),
     )
     assert done.returncode == 0, done.stderr
+    # image_size auto: CIFAR's 32 px, whole patches; the local views 16 px, one patch
+    config = json.loads((out / "config.json").read_text())
+    assert config["transform_args"]["image_size"] == [32, 32]
     exported = torch.load(out / "exported_models/exported_last.pt", weights_only=True)
     vit = timm.create_model("vit_tiny_patch16_224", num_classes=0)
     vit.load_state_dict(exported)  # every key, the position embedding at 224 px
