@@ -261,6 +261,8 @@ def test_views_are_two_global_and_smaller_local_ones():
     image = torch.randint(0, 256, (3, 40, 48), dtype=torch.uint8)
     views = DINOTransform(args).build()(image)
     assert [tuple(v.shape) for v in views] == [(3, 32, 32)] * 2 + [(3, 16, 16)] * 3
+    with pytest.raises(ValueError, match="local_view.gaussian_blur.kernel_size 65"):
+        DINOTransformArgs(image_size=64, local_view={"gaussian_blur": {"kernel_size": 65}})
     explicit = DINOTransformArgs(image_size=32, local_image_size=24)
     assert DINOTransform(explicit).build_batched().recipes[-1].size == (24, 24)
 

@@ -188,6 +188,25 @@ class DINOTransformArgs(ImageSizeMixin):
             raise ValueError("each side must be at least 2 px (the blur pads by reflection)")
         return value
 
+    @model_validator(mode="after")
+    def _local_blur_fits(self) -> DINOTransformArgs:
+        """The local views are smaller than image_size, which the mixin checks an explicit
+        blur kernel against: the kernel pads each view by half its size."""
+        kernel = self.local_view.gaussian_blur.kernel_size
+        if kernel is None or self.num_local_views == 0:
+            return self
+        if isinstance(self.local_image_size, str) and isinstance(self.image_size, str):
+            return self  # checked again once image_size "auto" is resolved
+        side = min(self.local_view_size)
+        pad = (kernel + 1 if kernel % 2 == 0 else kernel) // 2
+        if pad >= side:
+            raise ValueError(
+                f"local_view.gaussian_blur.kernel_size {kernel} pads each local view by {pad} "
+                f"px, which needs local views of at least {pad + 1} px, but they are {side} px: "
+                f"lower the kernel_size (or leave it None) or raise local_image_size"
+            )
+        return self
+
     @property
     def local_view_size(self) -> tuple[int, int]:
         """``local_image_size`` as (height, width), "auto" derived from ``view_size``."""
