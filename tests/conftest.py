@@ -112,6 +112,27 @@ def sigkill_during_run(args: list[str], metrics: Path, after_lines: int) -> None
     signal_during_run(args, metrics, after_lines, (signal.SIGKILL,), group=True)
 
 
+def killed_resumed_and_straight(
+    options: list[str], tmp_path: Path, kill_after_lines: int
+) -> tuple[dict, dict, int]:
+    """Run ``ssl`` OPTIONS (key=value form, without out=) killed with SIGKILL after
+    ``kill_after_lines`` steps, then resumed; and once straight through. Returns the final
+    checkpoints of both and the step the killed run had saved."""
+    import torch
+
+    out = tmp_path / "killed"
+    sigkill_during_run([*options, f"out={out}"], out / "metrics.jsonl", kill_after_lines)
+    saved_step = torch.load(out / "checkpoints/last.ckpt", weights_only=True)["step"]
+    resumed = run_ssl(*options, f"out={out}", "resume=true")
+    assert resumed.returncode == 0, resumed.stderr
+    straight = run_ssl(*options, f"out={tmp_path / 'straight'}")
+    assert straight.returncode == 0, straight.stderr
+    final = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
+    expected = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=True)
+    assert final["model"].keys() == expected["model"].keys()
+    return final, expected, saved_step
+
+
 def _install(source: Path, target: Path) -> Path:
     subprocess.run(
         [

@@ -15,9 +15,8 @@ import ssl_core
 from conftest import (
     ONE_STEP_SEED,
     assert_same_step,
+    killed_resumed_and_straight,
     one_step_on_one_and_two_processes,
-    run_ssl,
-    sigkill_during_run,
 )
 from lifecycle_support import tiny_net
 from ssl_byol import BYOLArgs, BYOLModel, BYOLTransform, BYOLTransformArgs, byol_loss
@@ -221,24 +220,15 @@ def test_sigkill_then_resume_is_bit_identical_target_included(cifar_subset, tmp_
         "transform_args.image_size=32",
         *(f"method_args.{key}={value}" for key, value in SMALL_HEADS.items()),
     ]
-    out = tmp_path / "killed"
-    sigkill_during_run([*options, f"out={out}"], out / "metrics.jsonl", per_epoch + 2)
-    assert torch.load(out / "checkpoints/last.ckpt", weights_only=True)["step"] == per_epoch
-
-    resumed = run_ssl(*options, f"out={out}", "resume=true")
-    assert resumed.returncode == 0, resumed.stderr
-    straight = run_ssl(*options, f"out={tmp_path / 'straight'}")
-    assert straight.returncode == 0, straight.stderr
-
-    final = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
-    expected = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=True)
+    final, expected, saved_step = killed_resumed_and_straight(options, tmp_path, per_epoch + 2)
+    assert saved_step == per_epoch
     assert (final["epoch"], final["step"]) == (expected["epoch"], expected["step"])
     assert final["step"] == epochs * per_epoch
     assert any(key.startswith("target_") for key in expected["model"])
-    assert final["model"].keys() == expected["model"].keys()
     for key, value in expected["model"].items():
         assert torch.equal(final["model"][key], value), key
-    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    killed = tmp_path / "killed"
+    metrics = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
     total = epochs * per_epoch
     assert metrics[-1]["momentum"] == pytest.approx(paper_tau(total - 1, total))
 

@@ -21,9 +21,9 @@ import ssl_core
 from conftest import (
     ONE_STEP_SEED,
     assert_same_step,
+    killed_resumed_and_straight,
     one_step_on_one_and_two_processes,
     run_ssl,
-    sigkill_during_run,
     spread_images,
 )
 from lifecycle_support import tiny_net
@@ -420,18 +420,10 @@ def test_sigkill_then_resume_is_bit_identical_teacher_and_centre_included(few_im
         "transform_args.num_local_views=2",
         *(f"method_args.{key}={value}" for key, value in SMALL_HEAD.items()),
     ]
-    out = tmp_path / "killed"
-    sigkill_during_run([*options, f"out={out}"], out / "metrics.jsonl", per_epoch + 1)
-    assert torch.load(out / "checkpoints/last.ckpt", weights_only=True)["step"] == per_epoch
-    resumed = run_ssl(*options, f"out={out}", "resume=true")
-    assert resumed.returncode == 0, resumed.stderr
-    straight = run_ssl(*options, f"out={tmp_path / 'straight'}")
-    assert straight.returncode == 0, straight.stderr
-    final = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
-    expected = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=True)
+    final, expected, saved_step = killed_resumed_and_straight(options, tmp_path, per_epoch + 1)
+    assert saved_step == per_epoch
     assert final["step"] == expected["step"] == epochs * per_epoch
     assert "center" in expected["model"] and "teacher_head.mlp.0.weight" in expected["model"]
-    assert final["model"].keys() == expected["model"].keys()
     for key, value in expected["model"].items():
         assert torch.equal(final["model"][key], value), key
 
