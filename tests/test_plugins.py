@@ -85,7 +85,7 @@ def test_fake_entry_point_without_installing(monkeypatch):
 
 def test_installed_third_party_plugin_is_discovered(installed_plugins, with_site):
     with_site(installed_plugins["fake_method"])
-    assert ssl_core.list_methods() == ["byol", "fakemethod", "simclr"]
+    assert ssl_core.list_methods() == ["byol", "dino", "fakemethod", "simclr"]
     info = host.plugins["fake"]
     assert (info.distribution, info.version) == ("ssl-fake-method", "0.3.0")
     assert ssl_core.get_method("fakemethod").default_epochs == 7
@@ -95,7 +95,7 @@ def test_broken_plugin_is_reported_by_name_and_others_still_work(installed_plugi
     with_site(installed_plugins["broken_plugin"])
     with pytest.warns(PluginWarning, match="'broken' from ssl-broken-plugin 0.0.1 is skipped"):
         methods = ssl_core.list_methods()
-    assert methods == ["byol", "simclr"]
+    assert methods == ["byol", "dino", "simclr"]
     assert host.plugins["broken"].status == "broken"
     assert "a_module_that_does_not_exist" in host.plugins["broken"].error
 
@@ -110,7 +110,7 @@ def test_plugin_whose_registration_raises_is_skipped():
     module.ssl_register_methods = ssl_register_methods
     host.register(module, name="raiser")
     with pytest.warns(PluginWarning, match="'raiser' is skipped: ssl_register_methods failed"):
-        assert ssl_core.list_methods() == ["byol", "simclr"]
+        assert ssl_core.list_methods() == ["byol", "dino", "simclr"]
 
 
 def test_registered_schema_without_descriptions_is_rejected():
@@ -125,7 +125,7 @@ def test_registered_schema_without_descriptions_is_rejected():
 
 def test_blocked_plugin_is_not_imported(monkeypatch, installed_plugins, with_site):
     with_site(installed_plugins["broken_plugin"])
-    monkeypatch.setenv(BLOCKED_ENV, "simclr, byol, broken")
+    monkeypatch.setenv(BLOCKED_ENV, "simclr, byol, dino, broken")
     assert ssl_core.list_methods() == []  # and no warning: the broken one was never imported
     assert host.plugins["simclr"].status == "blocked"
     assert host.plugins["broken"].status == "blocked"
@@ -148,7 +148,7 @@ def test_unknown_method_suggests_the_closest_name():
         ssl_core.get_method("simclrr")
     assert isinstance(info.value, UnknownNameError)
     assert str(info.value).startswith("Unknown method 'simclrr'. Did you mean 'simclr'?")
-    assert "Available: byol, simclr" in str(info.value)
+    assert "Available: byol, dino, simclr" in str(info.value)
 
 
 def test_unknown_transform_and_model_suggest_names():
@@ -165,7 +165,7 @@ def test_list_filters():
     assert ssl_core.list_methods("CLR") == ["simclr"]
     assert ssl_core.list_methods("moco") == []
     assert ssl_core.list_methods("b*") == ["byol"]
-    assert ssl_core.list_transforms() == ["byol", "simclr"]
+    assert ssl_core.list_transforms() == ["byol", "dino", "simclr"]
     resnets = ssl_core.list_models("torchvision/resnet*")
     assert "torchvision/resnet18" in resnets and "torchvision/resnet50" in resnets
     assert all(name.startswith("torchvision/resnet") for name in resnets)
