@@ -75,11 +75,16 @@ def pretrain_args(**options: object) -> list[str]:
 
 
 def signal_during_run(
-    args: list[str], metrics: Path, after_lines: int, signals: tuple[int, ...], group: bool = False
+    args: list[str],
+    metrics: Path,
+    after_lines: int,
+    signals: tuple[int, ...],
+    group: bool = False,
+    between: float = 0.0,
 ) -> subprocess.CompletedProcess:
     """Start ``ssl ARGS``; once ``metrics`` holds ``after_lines`` steps send it ``signals``
     (to its whole process group with ``group``, as a terminal's Ctrl-C or a machine
-    failure would reach every process) and wait for it to end."""
+    failure would reach every process), ``between`` seconds apart, and wait for it to end."""
     import time
 
     process = subprocess.Popen(
@@ -96,7 +101,9 @@ def signal_during_run(
             break
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be signalled"
-    for signum in signals:
+    for i, signum in enumerate(signals):
+        if i:
+            time.sleep(between)
         if group:
             os.killpg(process.pid, signum)
         else:

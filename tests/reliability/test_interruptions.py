@@ -154,13 +154,20 @@ def test_sigkill_then_resume_removes_leftovers_and_resumes_exactly(
 
 
 def test_ctrl_c_twice_stops_at_once(images, tmp_path):
+    """Steps of about a second (128 px views): the first Ctrl-C lands just after a step
+    began (the metrics line of the one before was just written), the second 0.3 s later,
+    while the run still works towards the step boundary: it stops there and then, before
+    the checkpoint a stop at the boundary would have written (none was due yet)."""
     out = tmp_path / "run"
+    options = run_options(out, images, transform_args="image_size=128", checkpoint_every_steps=6)
     stopped = signal_during_run(
-        run_options(out, images), out / "metrics.jsonl", 2, (signal.SIGINT, signal.SIGINT)
+        options, out / "metrics.jsonl", 2, (signal.SIGINT, signal.SIGINT), between=0.3
     )
     assert stopped.returncode == 130, stopped.stderr
     assert "Traceback" not in stopped.stderr + stopped.stdout
-    assert "Stopped at once" in stopped.stderr or "Interrupted at step" in stopped.stderr
+    assert "Stopped at once" in stopped.stderr and "Interrupted at step" not in stopped.stderr
+    assert len(metric_rows(out)) < 6
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
 
 
 def test_ctrl_c_reaches_every_process_of_a_two_process_run_and_they_stop_together(images, tmp_path):

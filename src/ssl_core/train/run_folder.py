@@ -138,7 +138,6 @@ class RunFolderLock:
     def __init__(self, out: Path) -> None:
         self.path = out / LOCK
         self._handle: IO[str] | None = None
-        self.stale: Holder | None = None  # the holder of a lock taken over after a crash
 
     def acquire(self) -> None:
         handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
@@ -152,7 +151,6 @@ class RunFolderLock:
                 f"Output directory '{shown(self.path.parent)}' is in use by another run "
                 f"({who}). Wait for it to finish, stop it, or choose another --out."
             ) from None
-        self.stale = read_holder(self.path)
         handle.seek(0)
         handle.truncate()
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
