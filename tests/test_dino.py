@@ -368,8 +368,6 @@ def test_trains_a_vit_from_the_command_line(few_images, tmp_path):
         str(few_images),
         "--model",
         "timm/vit_tiny_patch16_224",
-        "--model-args",
-        "dynamic_img_size=true",
         "--method",
         "dino",
         "--epochs",
@@ -384,25 +382,85 @@ def test_trains_a_vit_from_the_command_line(few_images, tmp_path):
         "32-true",
         "--transform-args",
         "num_local_views=2",
-        *(arg for k, v in SMALL_HEAD.items() for arg in ("--method-args", f"{k}={v}")),
+        # output_dim left "auto"
+        *("--method-args", "hidden_dim=64", "--method-args", "bottleneck_dim=16"),
     )
     assert done.returncode == 0, done.stderr
-    # image_size auto: CIFAR's 32 px, whole patches; the local views 16 px, one patch
+    # Built for any size by ssl-core itself, since the local views are smaller; image_size
+    # auto: CIFAR's 32 px, whole patches; the local views 16 px, one patch. config.json
+    # holds the numbers the run used, not "auto".
     config = json.loads((out / "config.json").read_text())
+    assert config["model_args"] == {"dynamic_img_size": True}
     assert config["transform_args"]["image_size"] == [32, 32]
+    assert config["transform_args"]["local_image_size"] == [16, 16]
+    assert config["method_args"]["output_dim"] == 1024  # 48 images: the smallest bucket
+    log = (out / "train.log").read_text()
+    assert "model_args dynamic_img_size=true: timm/vit_tiny_patch16_224 is built for" in log
+    assert "transform_args.local_image_size auto → 16×16" in log
+    assert "method_args.output_dim auto → 1024" in log
     exported = torch.load(out / "exported_models/exported_last.pt", weights_only=True)
     vit = timm.create_model("vit_tiny_patch16_224", num_classes=0)
     vit.load_state_dict(exported)  # every key, the position embedding at 224 px
 
 
-def test_a_fixed_size_vit_is_told_how_to_take_local_views(few_images, tmp_path):
-    with pytest.raises(ssl_core.FirstStepFailed, match="dynamic_img_size=true"):
+@pytest.mark.parametrize(
+    "model", ["torchvision/resnet18", "timm/vit_tiny_patch16_224"], ids=["resnet", "vit"]
+)
+def test_trains_on_two_processes_from_the_command_line(few_images, tmp_path, model):
+    """devices=2: real processes (gloo), SyncBatchNorm for the ResNet, the centre averaged
+    over both; the teacher export loads into the backbone's library."""
+    timm = pytest.importorskip("timm")
+    out = tmp_path / "two"
+    head = [f"method_args.{k}={v}" for k, v in SMALL_HEAD.items()]
+    done = run_ssl(
+        "pretrain",
+        f"out={out}",
+        f"data={few_images}",
+        f"model={model}",
+        "method=dino",
+        "epochs=1",
+        f"batch_size={BATCH}",
+        "devices=2",
+        "num_workers=0",
+        "accelerator=cpu",
+        "precision=32-true",
+        "transform_args.num_local_views=2",
+        *head,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"batch {BATCH} ({BATCH // 2} × 2 processes)" in (out / "train.log").read_text()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    assert all(math.isfinite(row["loss"]) for row in rows)
+    checkpoint = torch.load(out / "checkpoints/last.ckpt", weights_only=True)["model"]
+    assert checkpoint["center"].abs().sum() > 0
+    exported = torch.load(out / "exported_models/exported_last.pt", weights_only=True)
+    if model.startswith("timm/"):
+        timm.create_model("vit_tiny_patch16_224", num_classes=0).load_state_dict(exported)
+    else:
+        missing = torchvision.models.resnet18().load_state_dict(exported, strict=False)
+        assert set(missing.missing_keys) == {"fc.weight", "fc.bias"}
+
+
+def test_a_vit_kept_at_one_size_is_refused_before_anything_is_written(few_images, tmp_path):
+    out = tmp_path / "fixed"
+    with pytest.raises(ssl_core.ConfigError) as info:
         ssl_core.pretrain(
-            out=tmp_path / "fixed",
+            out=out,
             data=few_images,
             epochs=1,
-            **{**SMALL, "model": "timm/vit_tiny_patch16_224", "model_args": {"img_size": 32}},
+            **{
+                **SMALL,
+                "model": "timm/vit_tiny_patch16_224",
+                "model_args": {"img_size": 32, "dynamic_img_size": False},
+            },
         )
+    assert str(info.value) == (
+        "timm/vit_tiny_patch16_224 takes only 32×32 images, but the dino transform makes views "
+        "of 32×32, 16×16: remove model_args.dynamic_img_size (ssl-core then builds it for any "
+        "size), or make every view 32×32 (transform_args)."
+    )
+    assert not out.exists()
 
 
 def test_sigkill_then_resume_is_bit_identical_teacher_and_centre_included(few_images, tmp_path):

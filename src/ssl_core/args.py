@@ -11,18 +11,27 @@ import json
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
 from ssl_core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 
 class StrictArgs(BaseModel):
     """Base of every argument schema: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def resolve_auto(self) -> Self:
+        """These arguments with each "auto" that the other arguments decide replaced by its
+        value, so that config.json records what a run used (e.g. DINO's local view size,
+        from image_size). A run calls it once image_size "auto" is settled. Default: as is."""
+        return self
 
 
 def flat_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any]]:

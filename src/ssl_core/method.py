@@ -50,6 +50,13 @@ class Method:
     def build(self, backbone: Backbone, run: RunInfo) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement build(backbone, run)")
 
+    def resolve_auto(self, run: RunInfo) -> StrictArgs:
+        """This method's arguments with each "auto" that depends on the run (images per
+        epoch, batch size) replaced by its value: config.json records it and a resume keeps
+        it, so a data set that grew since cannot change it. Optional; the default settles
+        only what the arguments alone decide (``StrictArgs.resolve_auto``)."""
+        return self.args.resolve_auto()
+
     def check_run(self, run: RunInfo) -> None:
         """Raise ``ssl_core.ConfigError`` for a run this method cannot learn from, e.g. a
         batch too small for its loss; say how to fix it. Optional (the default accepts

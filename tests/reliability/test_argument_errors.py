@@ -3,6 +3,7 @@ exit code 2 from the command line), never in a traceback or a run that learns no
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -113,12 +114,12 @@ def test_constructor_rejecting_a_value_is_a_config_error_quoting_it(tmp_path, im
     assert "BasicBlock only supports groups=1" in message
 
 
-def test_following_the_vit_hint_trains(tmp_path, images):
-    """The hint names timm's key (img_size, not torchvision's image_size), and with it a
-    timm ViT trains at 32 px."""
+def test_a_vit_takes_the_view_size_or_names_the_key_that_sets_its_size(tmp_path, images):
+    """timm ViTs are built for any size when the views are not theirs; a torchvision ViT is
+    refused before anything is written, naming torchvision's key (image_size, not timm's
+    img_size); with a timm ViT's own img_size given, it is built for that size."""
     common = {
         "data": images,
-        "model": "timm/vit_tiny_patch16_224",
         "method_args": {"hidden_dim": 32, "output_dim": 16},
         "transform_args": {"image_size": 32},
         "batch_size": 8,
@@ -126,12 +127,26 @@ def test_following_the_vit_hint_trains(tmp_path, images):
         "num_workers": 0,
         "accelerator": "cpu",
     }
-    with pytest.raises(ssl_core.SSLCoreError) as info:
-        ssl_core.pretrain(out=tmp_path / "hint", **common)
-    message = str(info.value)
-    assert "model_args.img_size" in message and "model_args.image_size" not in message
-    result = ssl_core.pretrain(out=tmp_path / "fixed", model_args={"img_size": 32}, **common)
+    vit = "timm/vit_tiny_patch16_224"
+    result = ssl_core.pretrain(out=tmp_path / "timm", model=vit, **common)
     assert result.steps == 1
+    config = json.loads((tmp_path / "timm/config.json").read_text())
+    assert config["model_args"] == {"dynamic_img_size": True}
+
+    with pytest.raises(ConfigError) as info:
+        ssl_core.pretrain(out=tmp_path / "tv", model="torchvision/vit_b_16", **common)
+    message = str(info.value)
+    assert "takes only 224×224 images" in message and "views of 32×32" in message
+    assert "model_args.image_size" in message and "model_args.img_size" not in message
+    assert not (tmp_path / "tv").exists()
+
+    result = ssl_core.pretrain(
+        out=tmp_path / "fixed", model=vit, model_args={"img_size": 32}, **common
+    )
+    assert result.steps == 1
+    assert json.loads((tmp_path / "fixed/config.json").read_text())["model_args"] == {
+        "img_size": 32
+    }
 
 
 CLI_MISTAKES = [

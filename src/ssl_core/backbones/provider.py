@@ -60,6 +60,13 @@ class BackboneProvider:
         should not build the model. Default: any size."""
         return InputSize()
 
+    def any_size_args(self, name: str, **model_args: Any) -> dict[str, Any] | None:
+        """For a backbone whose ``input_size`` is fixed: the ``model_args`` that build it for
+        any size instead (a ViT's position embeddings interpolated to each input), which
+        ssl-core adds when a method's views are not all of that size (DINO's local views).
+        None, the default: it cannot; views of another size are then refused up front."""
+        return None
+
 
 def keyword_parameters(constructor: Callable[..., Any]) -> tuple[list[str], bool]:
     """The parameters of a function or class that a keyword can set, and whether it also

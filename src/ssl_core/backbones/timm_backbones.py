@@ -89,6 +89,21 @@ class TimmBackbones(BackboneProvider):
             return InputSize()  # a wrong size then fails the first step, with a hint
         return InputSize(multiple=math.lcm(*patch))
 
+    def any_size_args(self, name: str, **model_args: Any) -> dict[str, Any] | None:
+        """timm's ``dynamic_img_size`` where the model class takes it (ViTs and their kin):
+        position embeddings resampled to each input's grid; the exported weights keep the
+        size the model was built for."""
+        from timm.models import model_entrypoint, split_model_name_tag
+
+        from ssl_core.backbones.provider import returned_class_parameters
+
+        try:
+            entrypoint = model_entrypoint(split_model_name_tag(name)[0])
+        except RuntimeError:  # not a timm model: check_args has said so already
+            return None
+        takes = returned_class_parameters(entrypoint) or []
+        return {"dynamic_img_size": True} if "dynamic_img_size" in takes else None
+
 
 def all_model_names() -> list[str]:
     """Every model timm lists (imports it, and torch)."""

@@ -28,9 +28,10 @@ from ssl_core.data.dataset import (
 from ssl_core.data.device_decode import EncodedCollate, finish_encoded, load_encoded
 from ssl_core.data.scan import scan_images
 from ssl_core.errors import ConfigError
-from ssl_core.train.image_size import resolve_image_size
+from ssl_core.run_info import RunInfo
 from ssl_core.train.process_group import Placement
 from ssl_core.train.sampler import EpochSampler
+from ssl_core.train.settle import settle
 
 
 @dataclass
@@ -72,32 +73,28 @@ def prepare_data(
             f"batch_size {args.batch_size} is larger than the {len(kept)} readable images: "
             f"lower --batch-size."
         )
-    check_method_run(resolved, len(kept), world_size)
-    resolved, image_size_note = resolve_image_size(resolved, kept)
-    notes = [image_size_note] if image_size_note else []
+    run = first_run_info(resolved, len(kept), world_size)
+    method = resolved.method_cls(resolved.method_args)
+    check = getattr(method, "check_run", None)  # a method that is no Method subclass has none
+    if check is not None:
+        check(run)  # settings it cannot learn from (SimCLR with one image per batch) stop here
+    resolved, notes = settle(resolved, kept, run)
     return PreparedData(cache, kept, skipped, resolved, notes)
 
 
-def check_method_run(resolved: ResolvedConfig, images: int, world_size: int) -> None:
-    """The method's ``check_run``: settings it cannot learn from (SimCLR with one image per
-    batch) stop here, before the output directory is written. It sees the run as rank 0
-    will, from step 0."""
-    from ssl_core.run_info import RunInfo
+def first_run_info(resolved: ResolvedConfig, images: int, world_size: int) -> RunInfo:
+    """The run as rank 0 will see it from step 0, for the method's checks and choices."""
     from ssl_core.train.model import pick_device
 
     args = resolved.args
     per_rank = args.batch_size // world_size
-    run = RunInfo(
+    return RunInfo(
         epochs=resolved.epochs,
         steps_per_epoch=(images // world_size) // per_rank,
         global_batch_size=args.batch_size,
         world_size=world_size,
         device=str(pick_device(args.accelerator, 0)),
     )
-    method = resolved.method_cls(resolved.method_args)
-    check = getattr(method, "check_run", None)  # a method that is no Method subclass has none
-    if check is not None:
-        check(run)
 
 
 LoadedImages = tuple[ImageCache | None, list[Path], Skipped]

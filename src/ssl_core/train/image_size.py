@@ -1,14 +1,13 @@
 """image_size "auto": the view size chosen from the images, once they are found and before
-anything is built, so that config.json holds the number and every process trains with it."""
+anything is built (a resume keeps its run's choice: see settle.py), so that config.json
+holds the number and every process trains with it."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ssl_core.args import validate_args
 from ssl_core.backbones.provider import InputSize
@@ -29,17 +28,11 @@ def resolve_image_size(
     transform_args = resolved.transform_args
     if getattr(transform_args, "image_size", None) != "auto":
         return resolved, None
-    kept = _size_of_resumed_run(resolved)
-    if kept is not None:
-        size, why = kept, "as in the run being resumed, see its config.json"
-    else:
-        reference = getattr(
-            transform_args, "reference_image_size", ImageSizeMixin.reference_image_size
-        )
-        takes = resolved.backbone.input_size()
-        size, why = choose_image_size(sample_sizes(files), reference, takes, resolved.backbone.name)
-        if takes.fixed is None:
-            why += "; set transform_args.image_size to choose another"
+    reference = getattr(transform_args, "reference_image_size", ImageSizeMixin.reference_image_size)
+    takes = resolved.backbone.input_size()
+    size, why = choose_image_size(sample_sizes(files), reference, takes, resolved.backbone.name)
+    if takes.fixed is None:
+        why += "; set transform_args.image_size to choose another"
     chosen = validate_args(
         type(transform_args),
         {**transform_args.model_dump(), "image_size": size},
@@ -80,15 +73,3 @@ def choose_image_size(
     elif side < capped:
         why += f"; rounded down to a multiple of {multiple}"
     return (side, side), why
-
-
-def _size_of_resumed_run(resolved: ResolvedConfig) -> tuple[int, int] | None:
-    """A resume keeps the size its run chose (the data may have changed since)."""
-    if not resolved.args.resume:
-        return None
-    try:
-        saved: Any = json.loads((Path(resolved.args.out) / "config.json").read_text())
-        height, width = saved["transform_args"]["image_size"]
-        return int(height), int(width)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # no usable config.json: choose from the data as a new run would

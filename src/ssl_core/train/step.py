@@ -16,6 +16,7 @@ from ssl_core.errors import FirstStepFailed
 from ssl_core.train.metrics import split_output
 from ssl_core.train.model import BuiltModel
 from ssl_core.train.precision import autocast
+from ssl_core.train.settle import size_key
 
 
 @dataclass
@@ -94,15 +95,6 @@ class TrainStep:
                 f"{args.model} failed on the first batch of views ({shape}): "
                 f"{type(exc).__name__}: {str(exc).strip().rstrip('.!')}. Check that the model "
                 f"accepts this image size (transform_args.image_size; ViTs, for example, need "
-                f"{_vit_size_key(args.model)} to match) and the method's arguments, then rerun "
+                f"{size_key(args.model)} to match) and the method's arguments, then rerun "
                 f"with --overwrite.{compiled} The full traceback is in {log}."
             ) from exc
-
-
-def _vit_size_key(model: str) -> str:
-    """The model_args key that sets a ViT's image size differs by library."""
-    keys = {"torchvision": "model_args.image_size", "timm": "model_args.img_size"}
-    library = model.partition("/")[0]
-    if library in keys:
-        return keys[library]
-    return " or ".join(f"{key} ({name})" for name, key in keys.items())

@@ -110,6 +110,14 @@ class DINOViewArgs(StrictArgs):
     )
 
 
+def auto_output_dim(images_per_epoch: int) -> int:
+    """LightlyTrain's rule: a smaller softmax for smaller datasets (65536 is for ImageNet)."""
+    for limit, dim in ((20_000, 1024), (50_000, 2048), (100_000, 4096), (200_000, 16384)):
+        if images_per_epoch <= limit:
+            return dim
+    return 32768 if images_per_epoch <= 500_000 else 65536
+
+
 def auto_local_image_size(global_size: tuple[int, int]) -> tuple[int, int]:
     """The paper's 96/224 of the global size, rounded to a multiple of 16 (a whole number
     of patches for 16-pixel ViTs; any size suits a ResNet), at least 16."""
@@ -206,6 +214,12 @@ class DINOTransformArgs(ImageSizeMixin):
                 f"lower the kernel_size (or leave it None) or raise local_image_size"
             )
         return self
+
+    def resolve_auto(self) -> DINOTransformArgs:
+        """local_image_size "auto" as the number it stands for, once image_size is known."""
+        if self.local_image_size != "auto" or self.image_size == "auto":
+            return self
+        return self.model_copy(update={"local_image_size": self.local_view_size})
 
     @property
     def local_view_size(self) -> tuple[int, int]:

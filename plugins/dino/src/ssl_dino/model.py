@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ssl_core import ConfigError, MethodModule, RunInfo, StepOutput, distributed
-from ssl_dino.args import DINOArgs
+from ssl_dino.args import DINOArgs, auto_output_dim
 from ssl_dino.head import DINOHead
 from ssl_dino.loss import dino_loss
 from ssl_dino.schedules import DINOSchedules
@@ -22,14 +22,6 @@ if TYPE_CHECKING:
 # The optimiser's weight decay that DINO's default optimiser sets, until the core hands the
 # actual one to param_groups.
 DEFAULT_WEIGHT_DECAY = 0.04
-
-
-def auto_output_dim(images_per_epoch: int) -> int:
-    """LightlyTrain's rule: a smaller softmax for smaller datasets (65536 is for ImageNet)."""
-    for limit, dim in ((20_000, 1024), (50_000, 2048), (100_000, 4096), (200_000, 16384)):
-        if images_per_epoch <= limit:
-            return dim
-    return 32768 if images_per_epoch <= 500_000 else 65536
 
 
 class DINOModel(MethodModule):
@@ -167,6 +159,6 @@ def _fixed_size_vit(backbone: Backbone) -> bool:
 
 _FIXED_SIZE_VIT = (
     "{name} takes only images of its img_size, but DINO's local views are smaller than its "
-    "global views. Build it for any size with --model-args dynamic_img_size=true (or set "
-    "transform_args.num_local_views=0)."
+    "global views: build it with timm's dynamic_img_size=True (ssl-core does that itself for "
+    "timm/ model names), or set transform_args.num_local_views=0."
 )

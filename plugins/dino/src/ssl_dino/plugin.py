@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ssl_core import Method, OptimizerArgs, Transform, hookimpl
-from ssl_dino.args import DINOArgs, DINOTransformArgs
+from ssl_dino.args import DINOArgs, DINOTransformArgs, auto_output_dim
 
 if TYPE_CHECKING:
     from torch import nn
@@ -47,6 +47,14 @@ class DINO(Method):
     )
     # The official code syncs BatchNorm over processes for ResNets (student and teacher).
     sync_batchnorm = True
+
+    def resolve_auto(self, run: RunInfo) -> DINOArgs:
+        """output_dim "auto" as the number the images per epoch give: config.json records
+        it, and a resume keeps it when the data set has grown since."""
+        if self.args.output_dim != "auto":
+            return self.args
+        images = run.steps_per_epoch * run.global_batch_size
+        return self.args.model_copy(update={"output_dim": auto_output_dim(images)})
 
     def build(self, backbone: Backbone, run: RunInfo) -> nn.Module:
         from ssl_dino.model import DINOModel
