@@ -317,6 +317,7 @@ def test_a_per_image_transform_without_batched_form_trains(cifar_subset, tmp_pat
 
 
 def test_model_that_cannot_take_the_image_size_fails_with_one_message(cifar_subset, tmp_path):
+    """Refused before anything is written, naming torchvision's key for the size."""
     result = run_ssl(
         "pretrain",
         f"out={tmp_path / 'vit'}",
@@ -328,8 +329,25 @@ def test_model_that_cannot_take_the_image_size_fails_with_one_message(cifar_subs
         "num_workers=0",
     )
     assert result.returncode == 2
-    assert "torchvision/vit_b_32 failed on the first batch of views (3×32×32)" in result.stderr
-    assert "model_args.image_size" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr == (
+        "Error: torchvision/vit_b_32 takes only 224×224 images, but the simclr transform makes "
+        "views of 32×32: build it for the view size with model_args.image_size, or set "
+        "transform_args.image_size to 224.\n"
+    )
+    assert not (tmp_path / "vit").exists()
+
+
+def test_a_model_failing_its_first_step_is_named_with_the_view_shape(cifar_subset, tmp_path):
+    """A user's own module whose sizes are not known up front fails its first step with one
+    message naming the model, the view shape and where the traceback is."""
+    fixed_input = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 64 * 64, 8))
+    with pytest.raises(ssl_core.FirstStepFailed) as info:
+        ssl_core.pretrain(
+            out=tmp_path / "run", data=cifar_subset, epochs=1, **{**SMALL, "model": fixed_input}
+        )
+    message = str(info.value)
+    assert message.startswith("custom/Sequential failed on the first batch of views (3×32×32)")
+    assert "Traceback" in (tmp_path / "run" / "train.log").read_text()
 
 
 def test_out_that_cannot_be_created_is_a_clear_error(cifar_subset, tmp_path):
