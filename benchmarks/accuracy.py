@@ -55,11 +55,12 @@ class KnnData:
         return f"by {self.folds}-fold cross-validation over {len(self.bank)} images"
 
 
-def all_cifar(train_dir: Path) -> KnnData:
+def all_cifar(train_dir: Path, per_class: int | None = None) -> KnnData:
+    """Every CIFAR image (or the first ``per_class`` of each class, for a smoke run)."""
     images, labels = [], []
     for label, class_dir in enumerate(sorted(p for p in CIFAR.iterdir() if p.is_dir())):
         (train_dir / class_dir.name).mkdir(parents=True)
-        for path in sorted(class_dir.glob("*.jpg")):
+        for path in sorted(class_dir.glob("*.jpg"))[:per_class]:
             (train_dir / class_dir.name / path.name).symlink_to(path)
             images.append(decode_file(path))
             labels.append(label)
@@ -111,11 +112,25 @@ def shapes_split(root: Path) -> KnnData:
     )
 
 
-def knn_of(weights: Path | None, data: KnnData) -> float:
+def load_resnet18(weights: Path | None) -> torch.nn.Module:
+    """torchvision's ResNet-18 without its classifier, from an exported state_dict (with or
+    without ``fc``). Any other key missing or extra is an error: a silently skipped load
+    would measure the random initialisation."""
     model = torchvision.models.resnet18()
     if weights is not None:
-        model.load_state_dict(torch.load(weights, weights_only=True), strict=False)
+        result = model.load_state_dict(torch.load(weights, weights_only=True), strict=False)
+        wrong = [k for k in result.missing_keys if not k.startswith("fc.")]
+        if wrong or result.unexpected_keys:
+            raise ValueError(
+                f"{weights} is no torchvision ResNet-18 state_dict: missing {wrong[:3]}, "
+                f"unexpected {result.unexpected_keys[:3]}"
+            )
     model.fc = torch.nn.Identity()
+    return model
+
+
+def knn_of(weights: Path | None, data: KnnData) -> float:
+    model = load_resnet18(weights)
     if data.queries is not None:
         assert data.query_labels is not None
         return knn_of_backbone(
