@@ -25,7 +25,7 @@ def install_project(session: nox.Session, *extras: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (CPU only, a few minutes on 2 cores)."""
-    install_project(session, "test", "tensorboard")
+    install_project(session, "test", "tensorboard", "plots")
     session.install("setuptools")  # the tests pip-install small plugin distributions
     session.run("pytest", *(session.posargs or ["-q"]))
 
@@ -53,7 +53,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Pretrain SimCLR on a small built-in example set and print a summary."""
-    install_project(session)
+    install_project(session, "plots")
     session.run("python", "-m", "ssl_core.demo", *session.posargs)
 
 

@@ -21,6 +21,7 @@ from ssl_core.errors import (
     SSLCoreError,
     UnknownNameError,
 )
+from ssl_core.eval.results import EmbedResult, EvaluationResult, ExportCheckFailed, ExportResult
 from ssl_core.hookspecs import hookimpl
 from ssl_core.method import Method
 from ssl_core.optimizer_args import OptimizerArgs
@@ -29,6 +30,7 @@ from ssl_core.pretraining import pretrain
 from ssl_core.results import PretrainResult
 from ssl_core.run_info import RunInfo
 from ssl_core.transforms.base import Transform
+from ssl_core.use import embed, evaluate, export
 
 if TYPE_CHECKING:
     from ssl_core.backbones.backbone import Backbone
@@ -41,6 +43,10 @@ __all__ = [
     "BackboneProvider",
     "ConfigError",
     "DiskFull",
+    "EmbedResult",
+    "EvaluationResult",
+    "ExportCheckFailed",
+    "ExportResult",
     "FirstStepFailed",
     "InputSize",
     "Interrupted",
@@ -58,6 +64,9 @@ __all__ = [
     "Transform",
     "UnknownNameError",
     "build_backbone",
+    "embed",
+    "evaluate",
+    "export",
     "get_method",
     "get_transform",
     "hookimpl",

@@ -16,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand
 
+import ssl_core.cli_use
+from ssl_core import cli_plot
 from ssl_core.args import get_dotted, merge, parse_key_values, same_value
 from ssl_core.cli_tables import ArgumentTable, listing_table
 from ssl_core.errors import ConfigError, Interrupted, SSLCoreError
@@ -226,6 +228,9 @@ def docs(
             out().print(f"wrote {path}")
 
 
+ssl_core.cli_use.register(app)  # evaluate, embed, export
+
+
 # --- pretrain ------------------------------------------------------------------------------
 
 
@@ -319,6 +324,14 @@ def pretrain_command(
     compile_: bool = typer.Option(
         False, "--compile", help="Compile the model with torch.compile (helps on most GPUs)."
     ),
+    val_data: str = typer.Option(
+        None,
+        "--val-data",
+        help="Labelled folder (a subfolder per class): log kNN accuracy, keep the best.",
+    ),
+    val_every_epochs: str = typer.Option(
+        None, "--val-every-epochs", help="Epochs between kNN evaluations, or 'auto' (default)."
+    ),
 ) -> None:
     """Pretrain a backbone on a folder of images.
 
@@ -344,6 +357,8 @@ def pretrain_command(
             "checkpoint_every_steps": checkpoint_every_steps,
             "checkpoint_every_minutes": checkpoint_every_minutes,
             "compile": compile_ or None,
+            "val_data": val_data,
+            "val_every_epochs": val_every_epochs,
         }
         for key, value in options.items():
             if value is not None:
@@ -427,6 +442,9 @@ def run_pretraining(resolved: Any) -> None:
     ):
         table.add_row(key, escape(value))
     out().print(table)
+
+
+cli_plot.register(app)
 
 
 def main() -> None:

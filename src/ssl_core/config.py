@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ssl_core.args import StrictArgs, validate_args
 from ssl_core.backbones.provider import BackboneSource
@@ -64,11 +64,30 @@ class PretrainArgs(StrictArgs):
         description="Also write the checkpoint when this many minutes have passed since the "
         "last one; None: only at epoch ends (and every checkpoint_every_steps).",
     )
+    val_data: str | None = Field(
+        None,
+        description="A labelled folder (one subfolder of images per class): the exported "
+        "backbone's kNN accuracy on it is logged every val_every_epochs, as `ssl evaluate "
+        "--train-data` computes it, and the best is kept (checkpoints/best.ckpt, "
+        "exported_models/exported_best.pt).",
+    )
+    val_every_epochs: int | Literal["auto"] = Field(
+        "auto",
+        description="Epochs between kNN evaluations on val_data (the last epoch always has "
+        "one); auto: as often as keeps them within about 5% of the training compute.",
+    )
     compile: bool = Field(
         False,
         description="Compile the model with torch.compile: a slower start, often faster "
         "steps on GPUs (measured slower on CPUs).",
     )
+
+    @field_validator("val_every_epochs")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("give a number of epochs of at least 1, or auto")
+        return value
 
     def nested(self) -> dict[str, Any]:
         return {
@@ -135,6 +154,8 @@ def resolve(values: Mapping[str, Any], *, from_strings: bool = False) -> Resolve
         values["data"] = str(values["data"])
     elif isinstance(values.get("data"), (list, tuple)):
         values["data"] = [str(p) for p in values["data"]]
+    if isinstance(values.get("val_data"), Path):
+        values["val_data"] = str(values["val_data"])
     if isinstance(values.get("out"), Path):
         values["out"] = str(values["out"])
     nested: dict[str, Any] = {}

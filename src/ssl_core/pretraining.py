@@ -35,6 +35,8 @@ def pretrain(
     cache_images: bool | Literal["auto"] = "auto",
     augment_on_device: bool = True,
     compile: bool = False,
+    val_data: str | Path | None = None,
+    val_every_epochs: int | Literal["auto"] = "auto",
 ) -> PretrainResult:
     """Pretrain ``model`` on the images in ``data`` with ``method``; write results to ``out``.
 
@@ -42,7 +44,9 @@ def pretrain(
     ``checkpoints/last.ckpt`` and ``exported_models/exported_last.pt`` (the backbone's
     state_dict in its library's own format). ``model`` is a registry name such as
     ``torchvision/resnet18`` or ``timm/resnet50``, or your own ``nn.Module``. ``batch_size``
-    is the global batch over all devices. Every argument is validated before any data is
+    is the global batch over all devices. With ``val_data`` (a labelled folder) the kNN
+    accuracy is logged every few epochs and the best checkpoint and export are kept beside
+    the last. Every argument is validated before any data is
     read or model built; mistakes raise ``ssl_core.SSLCoreError`` subclasses.
     """
     main_guard.stop_if_importing_main()  # a process of devices=N re-running the script

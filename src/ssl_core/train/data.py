@@ -73,6 +73,10 @@ def prepare_data(
             f"batch_size {args.batch_size} is larger than the {len(kept)} readable images: "
             f"lower --batch-size."
         )
+    if args.val_data is not None:
+        from ssl_core.train.monitor import check_val_data
+
+        check_val_data(args.val_data)
     run = first_run_info(resolved, len(kept), world_size)
     method = resolved.method_cls(resolved.method_args)
     check = getattr(method, "check_run", None)  # a method that is no Method subclass has none

@@ -15,6 +15,7 @@ import torch
 
 from ssl_core.config import ResolvedConfig
 from ssl_core.errors import DiskFull, FirstStepFailed, Interrupted, SSLCoreError
+from ssl_core.plots import plot_finished_run
 from ssl_core.results import PretrainResult
 from ssl_core.run_info import RunInfo
 from ssl_core.train import (
@@ -29,7 +30,8 @@ from ssl_core.train import (
 from ssl_core.train.data import Loading, PreparedData, build_loading, prepare_data
 from ssl_core.train.export import export_backbone
 from ssl_core.train.metrics import StepWindow
-from ssl_core.train.model import BuiltModel, build_model, pick_device
+from ssl_core.train.model import BuiltModel, build_model, exported_backbone, pick_device
+from ssl_core.train.monitor import BEST_CHECKPOINT, BEST_EXPORT, KnnMonitor, build_monitor
 from ssl_core.train.optim import build_optimizer, build_scheduler, warmup_steps
 from ssl_core.train.precision import resolve_precision
 from ssl_core.train.process_group import Placement
@@ -131,6 +133,9 @@ def train_and_export(
     scheduler = build_scheduler(optimizer, run.total_steps, warmup)
     position = state.restore(saved, built, optimizer, scheduler) if saved else state.Position()
     announce(session, loading, run, data, position)
+    monitor = build_monitor(resolved, session.place, session.device, loading.images)
+    if monitor is not None:
+        session.log.info(monitor.describe())
     built.lifecycle.on_train_start(run)
     training = Training(
         session,
@@ -139,12 +144,16 @@ def train_and_export(
         TrainStep(built, optimizer, scheduler, resolved, session.precision, session.device),
         run,
         position,
-        checkpoint=lambda: state.save(session.out, position, built, optimizer, scheduler, config),
+        checkpoint=lambda path=run_dir.CHECKPOINT: state.save(
+            session.out, position, built, optimizer, scheduler, config, path
+        ),
+        monitor=monitor,
     )
     totals = train_epochs(training)
     export_path = session.out / run_dir.EXPORT
     if place.main:
         export_backbone(built.module, export_path)
+        plot_finished_run(session.out, session.log)
     process_group.barrier(place)
     return summarize(training, data, totals, export_path)
 
@@ -195,7 +204,9 @@ class Training:
     step: TrainStep
     run: RunInfo
     position: state.Position  # advanced by the epochs
-    checkpoint: Callable[[], None]  # writes the position's state (rank 0)
+    checkpoint: Callable[..., None]  # writes the position's state (rank 0), to a path
+    monitor: KnnMonitor | None = None  # with val_data
+    knn_top1: float | None = None  # the monitor's last figure, for the progress line
 
 
 @dataclass
@@ -253,6 +264,7 @@ def train_epochs(training: Training) -> Totals:
                         totals.last_loss,
                         rows[-1]["lr"],
                         rows[-1]["images_per_second"],
+                        training.knn_top1,
                     )
                 )
                 if epoch_end:  # the epoch's checkpoint follows below
@@ -272,12 +284,37 @@ def train_epochs(training: Training) -> Totals:
                 f"loss {totals.last_loss:.4f}  lr {step.scheduler.get_last_lr()[0]:.4g}  "
                 f"{epoch_images / max(epoch_seconds, 1e-9):.0f} img/s"
             )
+            if training.monitor is not None and training.monitor.due(position.epoch, run.epochs):
+                watch(training)  # before the checkpoint, which then holds the best so far
             if session.place.main:
                 training.checkpoint()
                 schedule.written()
             if stopping and position.step < run.total_steps:
                 raise interrupted(session, position, run)
     return totals
+
+
+def watch(training: Training) -> None:
+    """The kNN monitor's evaluation at an epoch's end: logged, and a better backbone kept as
+    checkpoints/best.ckpt and exported_models/exported_best.pt."""
+    session, position, built = training.session, training.position, training.built
+    assert training.monitor is not None
+    scores = training.monitor.evaluate(exported_backbone(built.module), built.memory_format)
+    session.log.metrics([{"step": position.step, "epoch": position.epoch, **scores}])
+    top1 = training.knn_top1 = scores["knn_top1"]
+    best = position.best_knn_top1
+    if best is None or top1 > best:
+        position.best_knn_top1 = top1
+        if session.place.main:
+            training.checkpoint(BEST_CHECKPOINT)
+            export_backbone(built.module, session.out / BEST_EXPORT)
+        kept = "the best so far: exported_models/exported_best.pt"
+    else:
+        kept = f"the best stays {best:.1%}"
+    shown = "  ".join(
+        f"top-{key.removeprefix('knn_top')} {value:.1%}" for key, value in scores.items()
+    )
+    session.log.info(f"kNN on val_data after epoch {position.epoch}: {shown} ({kept})")
 
 
 def interrupted(session: Session, position: state.Position, run: RunInfo) -> Interrupted:

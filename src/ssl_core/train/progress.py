@@ -26,6 +26,7 @@ class Figures:
     loss: float
     lr: float
     images_per_second: float
+    knn_top1: float | None = None  # the kNN monitor's last figure, with val_data
 
 
 class ProgressReport:
@@ -71,13 +72,14 @@ class ProgressReport:
             self.log.info(self.line(now))
 
     def line(self, now: Figures) -> str:
+        knn = "" if now.knn_top1 is None else f"  kNN {now.knn_top1:.1%}"
         eta = ""
         if self.seconds_per_step is not None:
             eta = f"  about {duration(self.seconds_per_step * (self.total_steps - now.step))} left"
         return (
             f"step {now.step}/{self.total_steps} ({100 * now.step / self.total_steps:.0f}%)  "
             f"epoch {now.epoch}/{self.epochs}  loss {now.loss:.4f}  lr {now.lr:.4g}  "
-            f"{now.images_per_second:.0f} img/s{eta}"
+            f"{now.images_per_second:.0f} img/s{knn}{eta}"
         )
 
     def _estimate(self, clock: float, step: int) -> None:

@@ -77,7 +77,8 @@ class RunLog:
                 # The core's values and the method's own metrics (StepOutput) alike.
                 for key, value in row.items():
                     if key not in ("epoch", "step"):
-                        self._tensorboard.add_scalar(f"train/{key}", value, row["step"])
+                        group = "val" if key.startswith("knn_") else "train"
+                        self._tensorboard.add_scalar(f"{group}/{key}", value, row["step"])
 
     def _stop_writing(self) -> None:
         """After a failed write the files are left as they are: the error goes to the

@@ -39,6 +39,9 @@ RUN_FILES = (
     "exported_models/.*.tmp-*",
     "tensorboard",
     "tensorboard/events.out.tfevents.*",
+    "plots",
+    "plots/*.png",
+    "plots/.*.png.tmp-*",
 )
 # A folder written before runs had a marker is still a run when it holds only these.
 LEGACY_SIGN = "config.json"

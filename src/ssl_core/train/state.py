@@ -28,6 +28,9 @@ RESUMABLE_CHANGES = {
     "compile",
     "checkpoint_every_steps",
     "checkpoint_every_minutes",
+    # the kNN monitor reads the model and never changes it
+    "val_data",
+    "val_every_epochs",
 }
 # Paths compared by what they point to: "imgs", "imgs/" and "/abs/imgs" are one folder.
 PATH_SETTINGS = ("data",)
@@ -37,6 +40,7 @@ PATH_SETTINGS = ("data",)
 class Position:
     epoch: int = 0  # epochs finished
     step: int = 0  # optimiser steps done
+    best_knn_top1: float | None = None  # the kNN monitor's best so far (checkpoints/best.ckpt)
 
 
 class CheckpointSchedule:
@@ -110,7 +114,7 @@ def restore(
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     ckpt.restore_rng_states(saved["rng"])
-    return Position(saved["epoch"], saved["step"])
+    return Position(saved["epoch"], saved["step"], saved.get("best_knn_top1"))
 
 
 def save(
@@ -120,6 +124,7 @@ def save(
     optimizer: Optimizer,
     scheduler: LRScheduler,
     config: dict[str, Any],
+    path: Path = run_dir.CHECKPOINT,
 ) -> None:
     ckpt.save_atomic(
         {
@@ -130,6 +135,7 @@ def save(
             "step": position.step,
             "rng": ckpt.rng_states(),
             "config": config,
+            "best_knn_top1": position.best_knn_top1,
         },
-        out / run_dir.CHECKPOINT,
+        out / path,
     )
