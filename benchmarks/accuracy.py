@@ -225,8 +225,9 @@ def main() -> None:
     report = "\n".join(lines) + "\n"
     print(report)
     if options.write:
-        results = ROOT / "benchmarks" / "RESULTS.md"
-        results.write_text(results.read_text() + "\n" + report if results.exists() else report)
+        from bench import prepend_results
+
+        prepend_results(report)
 
 
 if __name__ == "__main__":

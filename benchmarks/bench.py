@@ -604,11 +604,15 @@ def compile_table(rows: list[dict], precision: str) -> list[str]:
 
 
 def prepend_results(report: str) -> None:
-    """RESULTS.md holds the newest section first, under its header."""
+    """RESULTS.md holds the newest section first, under its header (every script under
+    benchmarks/ that writes there adds its section through this)."""
     results = ROOT / "benchmarks" / "RESULTS.md"
-    header = "# Benchmark results\n\nNewest first. Each section is one run of bench.py.\n\n"
-    old = results.read_text().removeprefix(header) if results.exists() else ""
-    results.write_text(header + report + "\n" + old)
+    header = "# Benchmark results\n\nNewest first. Each section is one run of one script under "
+    header += "benchmarks/ (named in it).\n\n"
+    text = results.read_text() if results.exists() else header
+    head, found, sections = text.partition("\n## ")
+    kept_head = head + "\n" if found else header
+    results.write_text(kept_head + report.rstrip("\n") + "\n\n" + found.lstrip("\n") + sections)
 
 
 def main() -> None:

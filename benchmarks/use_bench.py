@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+from bench import prepend_results
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
@@ -143,10 +144,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if options.write:
-        results = ROOT / "benchmarks" / "RESULTS.md"
-        text = results.read_text()
-        head, _, rest = text.partition("\n## ")
-        results.write_text(head + "\n" + "\n".join(lines) + "\n## " + rest)
+        prepend_results("\n".join(lines))
 
 
 if __name__ == "__main__":
