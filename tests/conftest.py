@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib.metadata
 import os
 import random
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ssl_core.plugins import host
+from ssl_core.plugins import ALLOWED_ENV, host
 
 TESTS = Path(__file__).parent
 SHARED_DATA = Path(
@@ -33,12 +34,39 @@ TINY_RESNET = {
 }
 
 
+# The entry points ssl-core's own tests see, whatever else is installed beside them.
+CORE_PLUGINS = ("torchvision", "timm", "simclr", "byol", "dino")
+
+
 @pytest.fixture(autouse=True)
-def fresh_plugins():
-    """Each test sees the plugins as a new process would."""
+def fresh_plugins(monkeypatch):
+    """Each test sees the plugins as a new process would: only ssl-core's own (and those it
+    adds with ``with_site``), also in the ``ssl`` processes it starts."""
+    monkeypatch.setenv(ALLOWED_ENV, ",".join(CORE_PLUGINS))
     host.reset()
     yield
     host.reset()
+
+
+def entry_point_names(site: Path) -> list[str]:
+    """The ssl-core entry points of the distributions installed in ``site``."""
+    return sorted(
+        {
+            ep.name
+            for dist in importlib.metadata.distributions(path=[str(site)])
+            for ep in dist.entry_points
+            if ep.group == "ssl_core"
+        }
+    )
+
+
+def allowing(environment: dict, sites: list[Path]) -> dict:
+    """``environment`` with the entry points installed in ``sites`` allowed too."""
+    allowed = environment.get(ALLOWED_ENV)
+    if allowed:  # unset: every plugin loads already
+        names = [n for site in sites for n in entry_point_names(site)]
+        environment = {**environment, ALLOWED_ENV: ",".join([allowed, *names])}
+    return environment
 
 
 def run_ssl(
@@ -51,6 +79,8 @@ def run_ssl(
     """Run the installed ``ssl`` console script as a user would."""
     environment = {**os.environ, **WIDE, **(env or {})}
     if extra_path:
+        if ALLOWED_ENV not in (env or {}):
+            environment = allowing(environment, extra_path)
         environment["PYTHONPATH"] = os.pathsep.join(
             [str(p) for p in extra_path] + [environment.get("PYTHONPATH", "")]
         )
@@ -160,23 +190,37 @@ def _install(source: Path, target: Path) -> Path:
     return target
 
 
+class InstalledPlugins(dict):
+    """tests/plugins/NAME installed with pip, each into its own directory, on first use."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, name: str) -> Path:
+        self[name] = _install(TESTS / "plugins" / name, self.root / name)
+        return self[name]
+
+
 @pytest.fixture(scope="session")
 def installed_plugins(tmp_path_factory) -> dict[str, Path]:
-    """Real distributions of a working and a broken third-party plugin, each installed with
-    pip into its own directory (added to sys.path or PYTHONPATH by the tests that want it)."""
-    root = tmp_path_factory.mktemp("plugin-sites")
-    return {
-        name: _install(TESTS / "plugins" / name, root / name)
-        for name in ("fake_method", "broken_plugin")
-    }
+    """Real distributions of third-party plugins (a working one, a broken one, ...: the
+    folders of tests/plugins), each installed with pip into its own directory (added to
+    sys.path or PYTHONPATH by the tests that want it)."""
+    return InstalledPlugins(tmp_path_factory.mktemp("plugin-sites"))
 
 
 @pytest.fixture
 def with_site(monkeypatch):
-    """Make an installed plugin directory visible to importlib.metadata in this process."""
+    """Make an installed plugin directory visible to importlib.metadata in this process,
+    and its entry points allowed here and in the ``ssl`` processes the test starts."""
 
     def add(path: Path) -> None:
         monkeypatch.syspath_prepend(str(path))
+        for key, value in allowing(dict(os.environ), [path]).items():
+            if key == ALLOWED_ENV:
+                monkeypatch.setenv(key, value)
+        host.reset()
 
     return add
 

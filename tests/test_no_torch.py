@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+DOCS = Path(__file__).parent.parent / "docs"
 
 PROBE = """
 import sys
@@ -29,6 +32,7 @@ print("HEAVY=" + ",".join(heavy), file=sys.stderr)
         ["transforms", "show", "simclr"],
         ["plugins"],
         ["pretrain", "--method", "simclr", "--help"],
+        ["docs", "--check", "--out", str(DOCS)],
     ],
 )
 def test_command_does_not_import_torch(args):

@@ -21,7 +21,7 @@ from ssl_core import cli_plot
 from ssl_core.args import get_dotted, merge, parse_key_values, same_value
 from ssl_core.cli_tables import ArgumentTable, listing_table
 from ssl_core.errors import ConfigError, Interrupted, SSLCoreError
-from ssl_core.plugins import PluginWarning, host
+from ssl_core.plugins import ALLOWED_ENV, BLOCKED_ENV, PluginInfo, PluginWarning, host
 
 app = typer.Typer(
     name="ssl",
@@ -98,12 +98,27 @@ def _root(
 # --- methods, transforms, models, plugins -------------------------------------------------
 
 
-def print_listing(kind: str, names: list[str], entries: dict[str, tuple[str, Any]]) -> None:
-    """One row per registered name: the plugin that registered it and its description."""
+def print_listing(
+    kind: str,
+    names: list[str],
+    entries: dict[str, tuple[str, Any]],
+    conflicts: dict[str, list[str]],
+) -> None:
+    """One row per registered name: the plugin that registered it and its description; a
+    name two plugins register shows once, marked."""
     table = listing_table(kind, "Plugin", "Description")
     for name in names:
-        plugin, cls = entries[name]
-        table.add_row(name, plugin, escape(cls.description))
+        if name in entries:
+            plugin, cls = entries[name]
+            table.add_row(name, escape(plugin), escape(cls.description))
+        else:
+            plugins = escape(", ".join(conflicts[name]))
+            table.add_row(
+                name,
+                f"[red]conflict[/red]: {plugins}",
+                "Registered by more than one plugin: unusable until one is blocked "
+                "(`ssl plugins`).",
+            )
     out().print(table)
 
 
@@ -119,7 +134,9 @@ def methods_list(
     """List the installed pretraining methods."""
     with user_errors():
         registry = host.registry
-        print_listing("Method", registry.list_methods(filter), registry.methods)
+        print_listing(
+            "Method", registry.list_methods(filter), registry.methods, registry.conflicts["method"]
+        )
 
 
 @methods_app.command("show")
@@ -158,7 +175,12 @@ def transforms_list(filter: str = typer.Argument("", help="fnmatch pattern or su
     """List the installed view transforms."""
     with user_errors():
         registry = host.registry
-        print_listing("Transform", registry.list_transforms(filter), registry.transforms)
+        print_listing(
+            "Transform",
+            registry.list_transforms(filter),
+            registry.transforms,
+            registry.conflicts["transform"],
+        )
 
 
 @transforms_app.command("show")
@@ -197,11 +219,23 @@ def plugins() -> None:
             registers = "; ".join(
                 f"{kind}: {', '.join(names)}" for kind, names in sorted(info.registers.items())
             )
-            status = {"loaded": "[green]loaded[/green]", "blocked": "[yellow]blocked[/yellow]"}.get(
-                info.status, f"[red]broken[/red]: {escape(info.error)}"
+            table.add_row(
+                info.name, info.distribution, info.version, plugin_status(info), escape(registers)
             )
-            table.add_row(info.name, info.distribution, info.version, status, escape(registers))
         out().print(table)
+
+
+def plugin_status(info: PluginInfo) -> str:
+    """The Status cell: the word, coloured, and why where there is a reason."""
+    if info.status == "broken":
+        return f"[red]broken[/red]: {escape(info.error)}"
+    if info.conflicts:  # a broken plugin's conflicts do not matter: it registers nothing
+        return f"[red]conflict[/red]: {escape('; '.join(info.conflicts))}"
+    if info.status == "blocked":
+        return f"[yellow]blocked[/yellow] ({BLOCKED_ENV})"
+    if info.status == "not allowed":
+        return f"[yellow]not allowed[/yellow] (not in {ALLOWED_ENV})"
+    return "[green]loaded[/green]"
 
 
 @app.command("docs")
@@ -210,21 +244,29 @@ def docs(
     check: bool = typer.Option(
         False, "--check", help="Write nothing; exit 1 if the pages are stale."
     ),
+    plugin: str = typer.Option(
+        None,
+        "--plugin",
+        help="Only this plugin's pages (its methods, or its backbone provider's models).",
+    ),
 ) -> None:
-    """Generate the argument pages of every installed method and the CLI reference."""
+    """Generate the argument pages of every installed method, a model list per backbone
+    provider, and the CLI reference."""
     from ssl_core import docs as docs_module
 
     with user_errors():
+        pages = docs_module.generate(plugin)
         if check:
-            stale = docs_module.stale(out_dir)
+            stale = docs_module.stale(out_dir, pages)
             for path in stale:
                 err().print(f"stale: {path}")
             if stale:
-                err().print("Run `ssl docs` to regenerate.")
+                command = f"ssl docs --plugin {plugin}" if plugin else "ssl docs"
+                err().print(f"Run `{command}` to regenerate.")
                 raise typer.Exit(1)
             out().print("Generated docs are up to date.")
             return
-        for path in docs_module.write(out_dir):
+        for path in docs_module.write(out_dir, pages):
             out().print(f"wrote {path}")
 
 

@@ -13,10 +13,15 @@ class SSLCoreError(Exception):
 class UnknownNameError(SSLCoreError, KeyError):
     """A method, backbone or transform name that no plugin registered."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str = "") -> None:
+    def __init__(
+        self, kind: str, name: str, known: Iterable[str], hint: str = "", cause: str = ""
+    ) -> None:
         self.kind = kind
         self.name = name
         self.known = sorted(known)
+        if cause:  # we know why it is missing: say that, not "unknown"
+            super().__init__(f"The {kind} '{name}' is not available: {cause}")
+            return
         message = f"Unknown {kind} '{name}'."
         close = difflib.get_close_matches(name, self.known, n=1, cutoff=0.6)
         if close:
@@ -41,6 +46,13 @@ class ConfigError(SSLCoreError, ValueError):
 
 class PluginError(SSLCoreError):
     """Plugins that cannot work together, e.g. two registering the same name."""
+
+
+class NameConflictError(PluginError, KeyError):
+    """A name that two plugins register: it cannot be used until one of them is blocked."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 class NonFiniteLoss(SSLCoreError):
