@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 import warnings
 from collections.abc import Iterator
@@ -17,11 +18,13 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 import ssl_core.cli_use
-from ssl_core import cli_plot
+from ssl_core import cli_options, cli_plot
 from ssl_core.args import get_dotted, merge, parse_key_values, same_value
 from ssl_core.cli_tables import ArgumentTable, listing_table
 from ssl_core.errors import ConfigError, Interrupted, SSLCoreError
 from ssl_core.plugins import ALLOWED_ENV, BLOCKED_ENV, PluginInfo, PluginWarning, host
+from ssl_core.pretrain_args import PretrainArgs
+from ssl_core.provenance import ProvenanceWarning
 
 app = typer.Typer(
     name="ssl",
@@ -65,7 +68,7 @@ def user_errors() -> Iterator[None]:
 
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    if issubclass(category, PluginWarning):
+    if issubclass(category, (PluginWarning, ProvenanceWarning)):
         err().print(f"[yellow]Warning:[/yellow] {escape(str(message))}", soft_wrap=True)
     else:
         _default_showwarning(message, category, *args, **kwargs)
@@ -296,7 +299,7 @@ class PretrainCommand(TyperCommand):
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         super().format_help(ctx, formatter)
-        name = ctx.meta.get("ssl_method") or "simclr"
+        name = ctx.meta.get("ssl_method") or PretrainArgs.model_fields["method"].default
         console = out()
         console.print()
         try:
@@ -310,71 +313,10 @@ def raise_user(message: str) -> None:
     raise typer.Exit(2)
 
 
-@app.command(
-    "pretrain",
-    cls=PretrainCommand,
-    context_settings={"help_option_names": ["--help", "-h"]},
-)
-def pretrain_command(
-    pairs: list[str] = typer.Argument(
-        None,
-        metavar="[KEY=VALUE]...",
-        help="LightlyTrain-style settings, e.g. out=run data=imgs method_args.temperature=0.2.",
-        show_default=False,
-    ),
-    out_: str = typer.Option(None, "--out", help="Output directory."),
-    data: list[str] = typer.Option(
-        None, "--data", help="Image directory or file (repeatable).", show_default=False
-    ),
-    model: str = typer.Option(None, "--model", help="Backbone, e.g. torchvision/resnet18."),
-    method: str = typer.Option(None, "--method", help="Method (default simclr)."),
-    method_args: list[str] = typer.Option(
-        None, "--method-args", help="Method argument KEY=VALUE (repeatable).", show_default=False
-    ),
-    transform_args: list[str] = typer.Option(
-        None,
-        "--transform-args",
-        help="Transform argument KEY=VALUE (repeatable).",
-        show_default=False,
-    ),
-    optim_args: list[str] = typer.Option(
-        None, "--optim-args", help="Optimiser argument KEY=VALUE (repeatable).", show_default=False
-    ),
-    model_args: list[str] = typer.Option(
-        None,
-        "--model-args",
-        help="Backbone constructor KEY=VALUE (repeatable).",
-        show_default=False,
-    ),
-    epochs: int = typer.Option(None, "--epochs", help="Epochs (default: the method's)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Global batch size (default 256)."),
-    num_workers: str = typer.Option(None, "--num-workers", help="Loader processes or 'auto'."),
-    devices: str = typer.Option(None, "--devices", help="Processes on this node, or 'auto'."),
-    accelerator: str = typer.Option(None, "--accelerator", help="auto, cpu or cuda."),
-    precision: str = typer.Option(None, "--precision", help="auto, 32-true or bf16-mixed."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start again in a non-empty --out."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from --out's last checkpoint."),
-    checkpoint_every_steps: int = typer.Option(
-        None, "--checkpoint-every-steps", help="Also checkpoint every N steps within an epoch."
-    ),
-    checkpoint_every_minutes: float = typer.Option(
-        None,
-        "--checkpoint-every-minutes",
-        help="Also checkpoint when this many minutes passed since the last one (default 10).",
-    ),
-    compile_: bool = typer.Option(
-        False, "--compile", help="Compile the model with torch.compile (helps on most GPUs)."
-    ),
-    val_data: str = typer.Option(
-        None,
-        "--val-data",
-        help="Labelled folder (a subfolder per class): log kNN accuracy, keep the best.",
-    ),
-    val_every_epochs: str = typer.Option(
-        None, "--val-every-epochs", help="Epochs between kNN evaluations, or 'auto' (default)."
-    ),
-) -> None:
+PRETRAIN_OPTIONS = cli_options.schema_options(PretrainArgs)
+
+
+def pretrain_command(ctx: typer.Context, pairs: list[str] | None, **options: Any) -> None:
     """Pretrain a backbone on a folder of images.
 
     Options and KEY=VALUE pairs can be mixed; `ssl pretrain --method NAME --help` lists that
@@ -382,46 +324,27 @@ def pretrain_command(
     """
     with user_errors():
         values: dict[str, Any] = parse_key_values(pairs or [], "KEY=VALUE")
-        options = {
-            "out": out_,
-            "data": (data[0] if len(data) == 1 else list(data)) if data else None,
-            "model": model,
-            "method": method,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "num_workers": num_workers,
-            "devices": devices,
-            "accelerator": accelerator,
-            "precision": precision,
-            "seed": seed,
-            "overwrite": overwrite or None,
-            "resume": resume or None,
-            "checkpoint_every_steps": checkpoint_every_steps,
-            "checkpoint_every_minutes": checkpoint_every_minutes,
-            "compile": compile_ or None,
-            "val_data": val_data,
-            "val_every_epochs": val_every_epochs,
-        }
-        for key, value in options.items():
-            if value is not None:
-                _agree(key, values.get(key), value)
-                values[key] = value
-        for key, given in (
-            ("method_args", method_args),
-            ("transform_args", transform_args),
-            ("optim_args", optim_args),
-            ("model_args", model_args),
-        ):
-            if given:
-                flag = f"--{key.replace('_', '-')}"
-                flags = parse_key_values(given, flag)
-                _agree_nested(flag, key, values.get(key), flags)
-                values[key] = merge(values.get(key) or {}, flags)
-        missing = [k for k in ("out", "data", "model") if not values.get(k)]
+        given = cli_options.given_values(ctx, PRETRAIN_OPTIONS, options)
+        for option in PRETRAIN_OPTIONS:
+            if option.name not in given:
+                continue
+            value = given[option.name]
+            if option.kind == "key_values":
+                flags = parse_key_values(value, option.flag)
+                _agree_nested(option.flag, option.name, values.get(option.name), flags)
+                values[option.name] = merge(values.get(option.name) or {}, flags)
+            else:
+                _agree(option.name, values.get(option.name), value)
+                values[option.name] = value
+        missing = [
+            cli_options.flag_name(name)
+            for name, field in PretrainArgs.model_fields.items()
+            if field.is_required() and not values.get(name)
+        ]
         if missing:
             raise_user(
                 "Missing "
-                + ", ".join(f"--{k}" for k in missing)
+                + ", ".join(missing)
                 + ". Example: ssl pretrain --out out/run --data my_images "
                 "--model torchvision/resnet18 --method simclr"
             )
@@ -433,14 +356,42 @@ def pretrain_command(
         run_pretraining(dataclasses.replace(resolved, command_line=command_line))
 
 
+# Typer builds the options from this signature: one per PretrainArgs field.
+pretrain_command.__signature__ = cli_options.signature(  # type: ignore[attr-defined]
+    PretrainArgs,
+    leading=[
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        inspect.Parameter(
+            "pairs",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=typer.Argument(
+                None,
+                metavar="[KEY=VALUE]...",
+                help="LightlyTrain-style settings, e.g. out=run data=imgs "
+                "method_args.temperature=0.2.",
+                show_default=False,
+            ),
+            annotation=list[str],
+        ),
+    ],
+)
+app.command(
+    "pretrain",
+    cls=PretrainCommand,
+    context_settings={"help_option_names": ["--help", "-h"]},
+)(pretrain_command)
+
+
 def _agree(key: str, pair: Any, value: Any) -> None:
     """A setting given as an option and as KEY=VALUE must say the same: which one should
     win is a guess, and a wrong guess trains the wrong run."""
     if pair is None or same_value(pair, value):
         return
-    option = f"--{key.replace('_', '-')}"
+    option = cli_options.flag_name(key)
     if value is True:
         spelt = option
+    elif value is False:
+        spelt = f"--no-{option[2:]}"
     elif isinstance(value, list):
         spelt = " ".join(f"{option} {item}" for item in value)
     else:

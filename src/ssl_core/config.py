@@ -6,96 +6,21 @@ from __future__ import annotations
 import json
 import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel
 
+from ssl_core import provenance
 from ssl_core.args import StrictArgs, validate_args
 from ssl_core.backbones.provider import BackboneSource
 from ssl_core.errors import ConfigError
 from ssl_core.method import Method
 from ssl_core.optimizer_args import OptimizerArgs
 from ssl_core.plugins import host
+from ssl_core.pretrain_args import PretrainArgs
 from ssl_core.transforms.base import Transform
-
-Accelerator = Literal["auto", "cpu", "cuda"]
-Precision = Literal["auto", "32-true", "bf16-mixed"]
-
-
-class PretrainArgs(StrictArgs):
-    """Top-level arguments of ``pretrain`` (the nested ``*_args`` are checked by their schema)."""
-
-    out: str = Field(..., description="Output directory for checkpoints, logs and the export.")
-    data: str | list[str] = Field(..., description="Image directory, or a list of files/dirs.")
-    model: str = Field(..., description="Backbone name, e.g. torchvision/resnet18.")
-    method: str = Field("simclr", description="Pretraining method.")
-    method_args: dict[str, Any] | None = Field(None, description="The method's arguments.")
-    transform_args: dict[str, Any] | None = Field(None, description="The transform's arguments.")
-    optim_args: dict[str, Any] | None = Field(None, description="Optimiser arguments.")
-    model_args: dict[str, Any] | None = Field(None, description="Backbone constructor arguments.")
-    epochs: int | None = Field(None, gt=0, description="Epochs; None: the method's default.")
-    batch_size: int = Field(256, gt=0, description="Global batch size (all devices together).")
-    num_workers: int | Literal["auto"] = Field("auto", description="Data loader processes.")
-    devices: int | Literal["auto"] = Field("auto", description="Processes/devices on this node.")
-    accelerator: Accelerator = Field("auto", description="cpu, cuda, or auto.")
-    precision: Precision = Field("auto", description="32-true, bf16-mixed, or auto.")
-    seed: int = Field(0, description="Random seed.")
-    overwrite: bool = Field(False, description="Delete a non-empty out directory first.")
-    resume: bool = Field(False, description="Continue from out/checkpoints/last.ckpt.")
-    augment_on_device: bool = Field(
-        True,
-        description="On CUDA, run the batched colour/blur/normalise stage on the GPU, and "
-        "decode JPEGs there (nvJPEG) when the images are not cached.",
-    )
-    cache_images: bool | Literal["auto"] = Field(
-        "auto", description="Decode all images once into memory; auto: when they fit."
-    )
-    checkpoint_every_steps: int | None = Field(
-        None,
-        gt=0,
-        description="Also write the checkpoint every this many steps within an epoch; "
-        "None: by time only.",
-    )
-    checkpoint_every_minutes: float | None = Field(
-        10.0,
-        gt=0,
-        description="Also write the checkpoint when this many minutes have passed since the "
-        "last one; None: only at epoch ends (and every checkpoint_every_steps).",
-    )
-    val_data: str | None = Field(
-        None,
-        description="A labelled folder (one subfolder of images per class): the exported "
-        "backbone's kNN accuracy on it is logged every val_every_epochs, as `ssl evaluate "
-        "--train-data` computes it, and the best is kept (checkpoints/best.ckpt, "
-        "exported_models/exported_best.pt).",
-    )
-    val_every_epochs: int | Literal["auto"] = Field(
-        "auto",
-        description="Epochs between kNN evaluations on val_data (the last epoch always has "
-        "one); auto: as often as keeps them within about 5% of the training compute.",
-    )
-    compile: bool = Field(
-        False,
-        description="Compile the model with torch.compile: a slower start, often faster "
-        "steps on GPUs (measured slower on CPUs).",
-    )
-
-    @field_validator("val_every_epochs")
-    @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("give a number of epochs of at least 1, or auto")
-        return value
-
-    def nested(self) -> dict[str, Any]:
-        return {
-            "method_args": self.method_args or {},
-            "transform_args": self.transform_args or {},
-            "optim_args": self.optim_args or {},
-        }
-
 
 TOP_LEVEL_KEYS = tuple(PretrainArgs.model_fields)
 
@@ -114,6 +39,9 @@ class ResolvedConfig:
     epochs: int
     backbone: BackboneSource
     command_line: tuple[str, ...] | None = None  # the ``ssl`` arguments, for a resume hint
+    # ssl-core's version and the distributions that provided the method, transform and
+    # backbone provider (see ``provenance``); config.json and summary.json record it.
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = self.args.model_dump(mode="json")
@@ -122,6 +50,7 @@ class ResolvedConfig:
             transform_args=self.transform_args.model_dump(mode="json"),
             optim_args=self.optim_args.model_dump(mode="json"),
             epochs=self.epochs,
+            provenance=self.provenance,
         )
         return data
 
@@ -168,6 +97,9 @@ def resolve(values: Mapping[str, Any], *, from_strings: bool = False) -> Resolve
     args = args.model_copy(update=update)
     if args.overwrite and args.resume:
         raise ConfigError("overwrite and resume exclude each other: choose one.")
+    if args.resume:
+        # Before the method is looked up: a plugin gone since names what to install.
+        provenance.check_resume(Path(args.out))
 
     method_cls = host.registry.get_method(args.method)
     method_args = validate_args(
@@ -205,6 +137,9 @@ def resolve(values: Mapping[str, Any], *, from_strings: bool = False) -> Resolve
         optim_args=optim_args,
         epochs=args.epochs or method_cls.default_epochs,
         backbone=backbone,
+        provenance=provenance.record(
+            args.method, method_cls.transform, args.model if custom_model is None else None
+        ),
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ssl_core import config, main_guard
+from ssl_core.pretrain_args import arguments_docstring
 
 if TYPE_CHECKING:
     from torch import nn
@@ -34,6 +35,8 @@ def pretrain(
     model_args: dict[str, Any] | None = None,
     cache_images: bool | Literal["auto"] = "auto",
     augment_on_device: bool = True,
+    checkpoint_every_steps: int | None = None,
+    checkpoint_every_minutes: float | None = 10.0,
     compile: bool = False,
     val_data: str | Path | None = None,
     val_every_epochs: int | Literal["auto"] = "auto",
@@ -46,12 +49,18 @@ def pretrain(
     ``torchvision/resnet18`` or ``timm/resnet50``, or your own ``nn.Module``. ``batch_size``
     is the global batch over all devices. With ``val_data`` (a labelled folder) the kNN
     accuracy is logged every few epochs and the best checkpoint and export are kept beside
-    the last. Every argument is validated before any data is
-    read or model built; mistakes raise ``ssl_core.SSLCoreError`` subclasses.
+    the last. Every argument is validated before any data is read or model built; mistakes
+    raise ``ssl_core.SSLCoreError`` subclasses. The arguments are those of ``ssl pretrain``
+    (its options and ``KEY=VALUE`` pairs), described below from their one schema,
+    ``PretrainArgs``.
     """
     main_guard.stop_if_importing_main()  # a process of devices=N re-running the script
     values = {k: v for k, v in locals().items()}
     return run(config.resolve(values))
+
+
+# The arguments' descriptions and defaults come from the schema, as the CLI's do.
+pretrain.__doc__ = (pretrain.__doc__ or "").rstrip() + "\n\n" + arguments_docstring()
 
 
 def run(resolved: config.ResolvedConfig) -> PretrainResult:

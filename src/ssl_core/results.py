@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ class PretrainResult:
     device: str
     precision: str
     rank: int = 0  # under torchrun/srun every process returns one; rank 0 reports it
+    # ssl-core's version and the distributions of the method, transform and backbone
+    # provider that trained it (as in config.json; see ssl_core.provenance)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}

@@ -344,6 +344,7 @@ def summarize(
         device=str(session.device),
         precision=session.precision,
         rank=session.place.rank,
+        provenance=session.resolved.provenance,
     )
     if session.place.main:
         run_dir.write_json(session.out / "summary.json", result.to_json())

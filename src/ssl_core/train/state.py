@@ -31,6 +31,8 @@ RESUMABLE_CHANGES = {
     # the kNN monitor reads the model and never changes it
     "val_data",
     "val_every_epochs",
+    # installed versions: a change is warned of when resolving (see provenance.py)
+    "provenance",
 }
 # Paths compared by what they point to: "imgs", "imgs/" and "/abs/imgs" are one folder.
 PATH_SETTINGS = ("data",)
