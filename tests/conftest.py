@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from ssl_core.plugins import host
-from ssl_core.testing.processes import SSL_SCRIPT, WIDE, run_ssl
-
-__all__ = ["SSL_SCRIPT", "WIDE", "run_ssl"]  # the tests import them from here
+from ssl_core.testing.processes import SSL_SCRIPT, WIDE, run_ssl  # noqa: F401  # for the tests
 
 TESTS = Path(__file__).parent
 SHARED_DATA = Path(

@@ -36,7 +36,7 @@ def test_the_kit_imports_without_torch():
     assert done.stdout.strip() == "False"
 
 
-THIRD_PARTY_TESTS = '''
+THIRD_PARTY_TESTS = """
 import json
 
 import ssl_core
@@ -79,7 +79,7 @@ def test_c_image_folders(ssl_image_folder):
         assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (24, 24))
     counts = {d.name: len(list(d.glob("*.jpg"))) for d in labelled.iterdir()}
     assert counts == {"class0": 3, "class1": 2, "class2": 2}
-'''
+"""
 
 
 def test_fixtures_reach_a_third_partys_tests_without_a_conftest(tmp_path):

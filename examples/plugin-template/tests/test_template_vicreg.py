@@ -28,12 +28,15 @@ SMALL = {"hidden_dim": 32, "output_dim": 16}  # heads of seconds on a CPU
 def reference_terms(z_a: list[list[float]], z_b: list[list[float]], eps: float) -> list[float]:
     """VICReg's three terms (Bardes et al. 2022, eqs. 1-5) with Python floats."""
     n, d = len(z_a), len(z_a[0])
-    invariance = sum((a - b) ** 2 for ra, rb in zip(z_a, z_b) for a, b in zip(ra, rb)) / (n * d)
+    invariance = sum((z_a[i][j] - z_b[i][j]) ** 2 for i in range(n) for j in range(d)) / (n * d)
     variance = covariance = 0.0
     for z in (z_a, z_b):
         means = [sum(row[j] for row in z) / n for j in range(d)]
         cov = [
-            [sum((row[i] - means[i]) * (row[j] - means[j]) for row in z) / (n - 1) for j in range(d)]
+            [
+                sum((row[i] - means[i]) * (row[j] - means[j]) for row in z) / (n - 1)
+                for j in range(d)
+            ]
             for i in range(d)
         ]
         variance += sum(max(0.0, 1 - math.sqrt(cov[j][j] + eps)) for j in range(d)) / d / 2

@@ -36,7 +36,9 @@ def one_step_on_one_and_two_processes(
         raise ValueError(f"the batch ({settings['batch_size']} images) must split in two halves")
     states = []
     for devices in (1, 2):
-        result = ssl_core.pretrain(out=out / f"step-{devices}", data=data, devices=devices, **settings)
+        result = ssl_core.pretrain(
+            out=out / f"step-{devices}", data=data, devices=devices, **settings
+        )
         assert result.steps == 1, f"{result.steps} steps on {devices} process(es), not 1"
         states.append(torch.load(result.checkpoint, weights_only=True)["model"])
     return states[0], states[1]

@@ -18,8 +18,10 @@ def write_image_folder(folder: Path, count: int = 32, size: int = 32, classes: i
     from ssl_core.demo import draw_shape
 
     if count < 1 or size < 1 or classes < 0:
-        raise ValueError(f"count and size must be positive and classes not negative, got "
-                         f"count={count}, size={size}, classes={classes}")
+        raise ValueError(
+            f"count and size must be positive and classes not negative, got "
+            f"count={count}, size={size}, classes={classes}"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         label = i % classes if classes else i % len(SHAPES)

@@ -10,7 +10,7 @@ import pickle
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -19,8 +19,7 @@ from ssl_core.plugins import ENTRY_POINT_GROUP, PluginWarning, host
 from ssl_core.testing.processes import WIDE, child_environment, ssl_command
 
 IMPORTS_TORCH = (
-    "import importlib, sys; importlib.import_module(sys.argv[1]); "
-    "print('torch' in sys.modules)"
+    "import importlib, sys; importlib.import_module(sys.argv[1]); print('torch' in sys.modules)"
 )
 REGISTER_AND_RUN = (
     "import importlib, sys; from ssl_core.plugins import host; from ssl_core.cli import main; "
@@ -62,20 +61,28 @@ def check_plugin(entry_point_or_module: str | ModuleType) -> None:
                     "ssl_core.hookimpl?"
                 )
             for name in registers.get("method", []):
-                problems += [f"method '{name}': {p}" for p in _method_problems(name)]
-                problems += [
-                    f"method '{name}': {p}"
-                    for p in _help_in_a_process(name, module_name, plugin_name)
-                ]
+                problems += _guarded(f"method '{name}'", _method_problems, name)
+                problems += _guarded(
+                    f"method '{name}'", _help_in_a_process, name, module_name, plugin_name
+                )
             for name in registers.get("transform", []):
-                problems += [f"transform '{name}': {p}" for p in _transform_problems(name)]
+                problems += _guarded(f"transform '{name}'", _transform_problems, name)
             for prefix in registers.get("backbone provider", []):
-                problems += [f"provider '{prefix}': {p}" for p in _provider_problems(prefix)]
+                problems += _guarded(f"provider '{prefix}'", _provider_problems, prefix)
     if problems:
         raise AssertionError(
             f"check_plugin({module_name}) found {len(problems)} problem(s):\n"
             + "\n".join(f"- {p}" for p in problems)
         )
+
+
+def _guarded(subject: str, check: Callable[..., list[str]], *args: Any) -> list[str]:
+    """The problems ``check`` finds, each prefixed with ``subject``; an exception is one."""
+    try:
+        found = check(*args)
+    except Exception as exc:
+        found = [f"checking it raised {type(exc).__name__}: {exc}"]
+    return [f"{subject}: {problem}" for problem in found]
 
 
 def _locate(target: str | ModuleType) -> tuple[str, str | None]:

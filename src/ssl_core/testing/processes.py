@@ -102,7 +102,9 @@ def key_value_args(**options: object) -> list[str]:
 
     def pairs(prefix: str, value: object) -> list[str]:
         if isinstance(value, dict):
-            return [item for key, inner in value.items() for item in pairs(f"{prefix}.{key}", inner)]
+            return [
+                item for key, inner in value.items() for item in pairs(f"{prefix}.{key}", inner)
+            ]
         if isinstance(value, (str, Path)):
             return [f"{prefix}={value}"]
         if isinstance(value, tuple):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -49,8 +50,6 @@ def ssl_register_plugin() -> Iterator[Callable[..., str]]:
 
     yield register
     for name in names:
-        try:
+        with contextlib.suppress(ValueError):  # the test unregistered it itself
             host.unregister(name)
-        except ValueError:  # the test unregistered it, or reset the host, itself
-            pass
     host.reset()

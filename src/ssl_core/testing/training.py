@@ -56,7 +56,12 @@ def train_steps(
         "transform_args": {"image_size": image_size, **pretrain_options.get("transform_args", {})},
     }
     result = ssl_core.pretrain(
-        out=out, data=data, model=model, method=method, epochs=epochs, batch_size=batch_size,
+        out=out,
+        data=data,
+        model=model,
+        method=method,
+        epochs=epochs,
+        batch_size=batch_size,
         **settings,
     )
     assert result.steps == steps, f"{result.steps} steps were trained, not {steps}"
@@ -91,8 +96,9 @@ def check_export_loads(result: PretrainResult) -> Tensor:
         network = load_backbone(result.exported_model).network
     height, width = _view_size(config)
     network.eval()
+    images = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        features = network(torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(0)))
+        features = network(images)
     assert features.ndim == 2 and len(features) == 2, f"features of shape {tuple(features.shape)}"
     assert torch.isfinite(features).all(), "the exported backbone computes non-finite features"
     return features
