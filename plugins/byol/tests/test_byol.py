@@ -173,10 +173,10 @@ def test_passes_the_plugin_checks():
 
 
 def test_trains_end_to_end_logs_tau_and_exports_the_online_backbone(ssl_image_folder, tmp_path):
-    out, total = tmp_path / "run", 8  # 2 epochs of 4 batches of 32
-    images = ssl_image_folder(count=128)
+    out, total = tmp_path / "run", 8  # 2 epochs of 4 batches of 16
+    images = ssl_image_folder(count=64)
     result = train_steps(
-        "byol", images, out=out, steps=total, epochs=2, batch_size=32, method_args=SMALL_HEADS
+        "byol", images, out=out, steps=total, epochs=2, batch_size=16, method_args=SMALL_HEADS
     )
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == list(range(1, total + 1))
@@ -197,7 +197,7 @@ def test_trains_end_to_end_logs_tau_and_exports_the_online_backbone(ssl_image_fo
 
 
 def test_sigkill_then_resume_is_bit_identical_target_included(ssl_image_folder, tmp_path):
-    epochs, per_epoch = 3, 4
+    epochs, per_epoch = 2, 3
     final, expected = check_resume_exact(
         "byol",
         ssl_image_folder(count=per_epoch * 16),
