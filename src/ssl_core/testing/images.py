@@ -12,7 +12,7 @@ def write_image_folder(folder: Path, count: int = 32, size: int = 32, classes: i
     """``count`` JPEGs of ``size``×``size`` px in ``folder``: flat, or spread evenly over
     ``classes`` subfolders (``class0``, ``class1``, ...) for labelled data. Each class is a
     shape and a tint of its own on a noisy background, so a kNN on them is above chance; the
-    same arguments give the same files."""
+    same arguments give the same files. Flat, each image has a tint of its own."""
     from PIL import Image
 
     from ssl_core.demo import draw_shape
@@ -24,7 +24,9 @@ def write_image_folder(folder: Path, count: int = 32, size: int = 32, classes: i
         )
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        label = i % classes if classes else i % len(SHAPES)
+        # Flat: a tint per image, so that no two images are alike (a batch of near copies
+        # would leave BatchNorm little variance to normalise by).
+        label = i % classes if classes else i
         target = folder / f"class{label}" if classes else folder
         target.mkdir(exist_ok=True)
         rng = random.Random(i)
