@@ -16,9 +16,17 @@ import torch
 import torchvision
 
 import ssl_core
+from ssl_core import hookimpl
 from ssl_core.results import PretrainResult
-from ssl_core.testing import assert_same_step, check_export_loads, check_plugin, train_steps
+from ssl_core.testing import (
+    assert_same_step,
+    check_export_loads,
+    check_one_vs_two_processes,
+    check_plugin,
+    train_steps,
+)
 from ssl_core.testing.resume import assert_same_checkpoint
+from ssl_simclr import SimCLR
 
 
 def test_the_kit_imports_without_torch():
@@ -287,3 +295,30 @@ def test_assert_same_checkpoint_names_what_the_resume_changed():
         assert_same_checkpoint(checkpoint(2.5, 0.5), checkpoint(2.0, 0.5))
     with pytest.raises(AssertionError, match="optimizer state 0.momentum_buffer"):
         assert_same_checkpoint(checkpoint(2.0, 0.6), checkpoint(2.0, 0.5))
+
+
+class LocalBatchNormSimCLR(SimCLR):
+    """SimCLR with each process's BatchNorm on its own half of the batch (at module level:
+    the training processes import it by reference)."""
+
+    name = "simclr_local_batchnorm"
+    sync_batchnorm = False
+
+
+class LocalBatchNormPlugin:
+    @hookimpl
+    def ssl_register_methods(self, register):
+        register(LocalBatchNormSimCLR)
+
+
+def test_check_one_vs_two_processes_catches_batchnorm_that_is_not_global(
+    ssl_register_plugin, ssl_image_folder, tmp_path
+):
+    ssl_register_plugin(LocalBatchNormPlugin(), name="local-batchnorm")
+    with pytest.raises(AssertionError, match=r"backbone\.model\."):  # off by over 100%
+        check_one_vs_two_processes(
+            "simclr_local_batchnorm",
+            ssl_image_folder(count=16),
+            tmp_path,
+            method_args={"hidden_dim": 64, "output_dim": 16},
+        )

@@ -65,13 +65,18 @@ def initial_state(run_dir: Path) -> dict[str, Any]:
 
 
 def assert_same_step(
-    one: dict, two: dict, initial: dict, running_rtol: float = 1e-5, unreachable: tuple = ()
+    one: dict,
+    two: dict,
+    initial: dict,
+    running_rtol: float = 1e-5,
+    unreachable: tuple = (),
+    update_rtol: float = 0.02,
 ) -> None:
     """Two processes made the same update as one. Weights are compared by the size of their
-    update: float32 summation order (convolutions on 8 or 16 images, split reductions)
-    leaves ~0.5%, while per-process BatchNorm instead of the global one leaves over 100%.
-    Every weight must have moved but those in ``unreachable`` (no gradient reaches them),
-    which must be unchanged on both."""
+    update (at most ``update_rtol`` apart): float32 summation order (convolutions on 8 or 16
+    images, split reductions) leaves ~0.5% on photographs, while per-process BatchNorm
+    instead of the global one leaves over 100%. Every weight must have moved but those in
+    ``unreachable`` (no gradient reaches them), which must be unchanged on both."""
     import torch
 
     assert one.keys() == two.keys() == initial.keys()
@@ -89,7 +94,7 @@ def assert_same_step(
                 continue
             assert update_one.norm() > 0, key
             relative = (update_two - update_one).norm() / update_one.norm()
-            assert relative < 0.02, (key, relative.item())
+            assert relative < update_rtol, (key, relative.item())
 
 
 def check_one_vs_two_processes(
@@ -98,15 +103,20 @@ def check_one_vs_two_processes(
     tmp_path: Path,
     unreachable: tuple[str, ...] = (),
     running_rtol: float = 1e-5,
+    update_rtol: float = 0.05,
     **options: Any,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One step of ``method`` on every image of ``data`` (an even number, 16 is plenty) on
     one process equals the step on two gloo processes of half the batch each. ``options``
     are ``pretrain()``'s (``method_args`` for small heads); ``unreachable`` names the
-    state keys no gradient reaches; ``running_rtol`` bounds BatchNorm's running statistics.
+    state keys no gradient reaches; ``running_rtol`` bounds BatchNorm's running statistics
+    and ``update_rtol`` each weight's update (drawn images leave up to ~3% on a weight whose
+    update nearly cancels, with one thread; a per-process BatchNorm leaves over 100%).
     The method must be importable by the two processes (installed, or a module on the
     path). Returns the two states, for the method's own further checks."""
     one, two = one_step_on_one_and_two_processes(data, tmp_path, method=method, **options)
     initial = initial_state(tmp_path / "step-1")
-    assert_same_step(one, two, initial, running_rtol=running_rtol, unreachable=unreachable)
+    assert_same_step(
+        one, two, initial, running_rtol, unreachable=unreachable, update_rtol=update_rtol
+    )
     return one, two
