@@ -16,6 +16,7 @@ import torch
 import torchvision
 
 import ssl_core
+from conftest import _install
 from ssl_core import hookimpl
 from ssl_core.results import PretrainResult
 from ssl_core.testing import (
@@ -23,6 +24,7 @@ from ssl_core.testing import (
     check_export_loads,
     check_one_vs_two_processes,
     check_plugin,
+    check_resume_exact,
     train_steps,
 )
 from ssl_core.testing.resume import assert_same_checkpoint
@@ -320,5 +322,57 @@ def test_check_one_vs_two_processes_catches_batchnorm_that_is_not_global(
             "simclr_local_batchnorm",
             ssl_image_folder(count=16),
             tmp_path,
+            method_args={"hidden_dim": 64, "output_dim": 16},
+        )
+
+
+FORGETFUL_PLUGIN = """
+from ssl_core import hookimpl
+from ssl_simclr import SimCLR
+
+
+class Forgetful(SimCLR):
+    name = "forgetful"
+
+    def build(self, backbone, run=None):
+        from ssl_simclr.model import SimCLRModel
+
+        class ForgetfulModel(SimCLRModel):
+            steps_seen = 0  # a plain attribute: not in the checkpoint, 0 again on resume
+
+            def forward(self, views):
+                self.steps_seen += 1
+                return super().forward(views) * (1 + 0.1 * self.steps_seen)
+
+        return ForgetfulModel(backbone, self.args)
+
+
+@hookimpl
+def ssl_register_methods(register):
+    register(Forgetful)
+"""
+
+
+def test_check_resume_exact_catches_state_the_checkpoint_lacks(
+    ssl_image_folder, tmp_path, monkeypatch
+):
+    """A real distribution, installed for the ``ssl`` processes the check starts."""
+    source = tmp_path / "forgetful"
+    source.mkdir()
+    (source / "kit_forgetful.py").write_text(FORGETFUL_PLUGIN)
+    (source / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "kit-forgetful"\nversion = "0.1"\n'
+        '[project.entry-points.ssl_core]\nforgetful = "kit_forgetful"\n'
+        '[tool.setuptools]\npy-modules = ["kit_forgetful"]\n'
+    )
+    site = _install(source, tmp_path / "site")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    with pytest.raises(AssertionError, match=r"differ from the straight run: \['backbone"):
+        check_resume_exact(
+            "forgetful",
+            ssl_image_folder(count=16),
+            tmp_path / "runs",
+            batch_size=8,
             method_args={"hidden_dim": 64, "output_dim": 16},
         )
