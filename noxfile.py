@@ -13,19 +13,22 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_venv = "yes"
 
 TORCH = ("torch==2.14.1", "torchvision==0.29.1")
+PLUGINS = ("plugins/simclr", "plugins/byol", "plugins/dino")
+TEMPLATE = "examples/plugin-template"  # installed like a third party's plugin, and tested
 
 
-def install_project(session: nox.Session, *extras: str) -> None:
+def install_project(session: nox.Session, *extras: str, template: bool = False) -> None:
     session.install(*TORCH)
     project = f".[{','.join(extras)}]" if extras else "."
-    plugins = ("plugins/simclr", "plugins/byol", "plugins/dino")
+    plugins = (*PLUGINS, TEMPLATE) if template else PLUGINS
     session.install("-e", project, *(arg for plugin in plugins for arg in ("-e", plugin)))
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite (CPU only, a few minutes on 2 cores)."""
-    install_project(session, "test", "tensorboard", "plots")
+    """The whole test suite (CPU only, a few minutes on 2 cores): tests/, each plugin's
+    tests beside it (plugins/*/tests) and the plugin template's (pyproject's testpaths)."""
+    install_project(session, "test", "tensorboard", "plots", template=True)
     session.install("setuptools")  # the tests pip-install small plugin distributions
     session.run("pytest", *(session.posargs or ["-q"]))
 
@@ -33,12 +36,12 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "src", "plugins", "tests", "noxfile.py", "benchmarks")
+    session.run("ruff", "check", "src", "plugins", "tests", "noxfile.py", "benchmarks", "examples")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    install_project(session)
+    install_project(session, template=True)
     session.install("mypy")
     session.run("mypy")
 

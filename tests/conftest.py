@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ssl_core.plugins import ALLOWED_ENV, host
+from ssl_core.testing.processes import SSL_SCRIPT, WIDE
 
 TESTS = Path(__file__).parent
 SHARED_DATA = Path(
@@ -21,8 +22,6 @@ SHARED_DATA = Path(
         "SSL_CORE_TEST_DATA", TESTS.parent.parent / "shared" / "data" / "cifar10-train-10k"
     )
 )
-SSL_SCRIPT = Path(sys.executable).with_name("ssl")
-WIDE = {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
 # ``ssl pretrain`` options of a ResNet-18 run that takes seconds on a CPU (pretrain_args form).
 TINY_RESNET = {
     "model": "torchvision/resnet18",
@@ -102,72 +101,6 @@ def pretrain_args(**options: object) -> list[str]:
         for item in value if isinstance(value, list) else [value]:
             args += [f"--{key.replace('_', '-')}", str(item)]
     return args
-
-
-def signal_during_run(
-    args: list[str],
-    metrics: Path,
-    after_lines: int,
-    signals: tuple[int, ...],
-    group: bool = False,
-    between: float = 0.0,
-) -> subprocess.CompletedProcess:
-    """Start ``ssl ARGS``; once ``metrics`` holds ``after_lines`` steps send it ``signals``
-    (to its whole process group with ``group``, as a terminal's Ctrl-C or a machine
-    failure would reach every process), ``between`` seconds apart, and wait for it to end."""
-    import time
-
-    process = subprocess.Popen(
-        [str(SSL_SCRIPT), *args],
-        env={**os.environ, **WIDE},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= after_lines:
-            break
-        time.sleep(0.02)
-    assert process.poll() is None, "the run ended before it could be signalled"
-    for i, signum in enumerate(signals):
-        if i:
-            time.sleep(between)
-        if group:
-            os.killpg(process.pid, signum)
-        else:
-            process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=240)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
-def sigkill_during_run(args: list[str], metrics: Path, after_lines: int) -> None:
-    """SIGKILL ``ssl ARGS`` and every process it started after ``after_lines`` steps."""
-    import signal
-
-    signal_during_run(args, metrics, after_lines, (signal.SIGKILL,), group=True)
-
-
-def killed_resumed_and_straight(
-    options: list[str], tmp_path: Path, kill_after_lines: int
-) -> tuple[dict, dict, int]:
-    """Run ``ssl`` OPTIONS (key=value form, without out=) killed with SIGKILL after
-    ``kill_after_lines`` steps, then resumed; and once straight through. Returns the final
-    checkpoints of both and the step the killed run had saved."""
-    import torch
-
-    out = tmp_path / "killed"
-    sigkill_during_run([*options, f"out={out}"], out / "metrics.jsonl", kill_after_lines)
-    saved_step = torch.load(out / "checkpoints/last.ckpt", weights_only=True)["step"]
-    resumed = run_ssl(*options, f"out={out}", "resume=true")
-    assert resumed.returncode == 0, resumed.stderr
-    straight = run_ssl(*options, f"out={tmp_path / 'straight'}")
-    assert straight.returncode == 0, straight.stderr
-    final = torch.load(out / "checkpoints/last.ckpt", weights_only=True)
-    expected = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=True)
-    assert final["model"].keys() == expected["model"].keys()
-    return final, expected, saved_step
 
 
 def _install(source: Path, target: Path) -> Path:
@@ -303,66 +236,3 @@ def held_apart_cifar(per_class_bank: int = 80, per_class_query: int = 20):
     import torch
 
     return bank, torch.tensor(bank_labels), queries, torch.tensor(query_labels)
-
-
-def one_step_on_one_and_two_processes(tmp_path: Path, **options: object):
-    """The model state after one step on 16 images (every class): on one process with
-    batch 16, and on two with 8 each. Returns (one, two)."""
-    import torch
-
-    import ssl_core
-
-    images = tmp_path / "sixteen"
-    images.mkdir()
-    for path in spread_images(16):
-        shutil.copy(path, images / f"{path.parent.name}_{path.name}")
-    states = []
-    for devices in (1, 2):
-        result = ssl_core.pretrain(
-            out=tmp_path / f"step-{devices}",
-            data=images,
-            model="torchvision/resnet18",
-            transform_args={"image_size": 32},
-            epochs=1,
-            batch_size=16,
-            num_workers=0,
-            devices=devices,
-            accelerator="cpu",
-            precision="32-true",
-            seed=ONE_STEP_SEED,
-            **options,
-        )
-        assert result.steps == 1
-        states.append(torch.load(result.checkpoint, weights_only=True)["model"])
-    return states[0], states[1]
-
-
-ONE_STEP_SEED = 3
-
-
-def assert_same_step(
-    one: dict, two: dict, initial: dict, running_rtol: float = 1e-5, unreachable: tuple = ()
-) -> None:
-    """Two processes made the same update as one. Weights are compared by the size of their
-    update: float32 summation order (convolutions on 8 or 16 images, split reductions)
-    leaves ~0.5%, while per-process BatchNorm instead of the global one leaves over 100%.
-    Every weight must have moved but those in ``unreachable`` (no gradient reaches them),
-    which must be unchanged on both."""
-    import torch
-
-    assert one.keys() == two.keys() == initial.keys()
-    for key, value in one.items():
-        if not value.is_floating_point():
-            assert torch.equal(value, two[key]), key
-        elif "running" in key:  # global BN statistics: the same batch seen whole or split
-            torch.testing.assert_close(
-                two[key], value, rtol=running_rtol, atol=running_rtol / 10, msg=key
-            )
-        else:
-            update_one, update_two = value - initial[key], two[key] - initial[key]
-            if key in unreachable:
-                assert update_one.norm() == update_two.norm() == 0, key
-                continue
-            assert update_one.norm() > 0, key
-            relative = (update_two - update_one).norm() / update_one.norm()
-            assert relative < 0.02, (key, relative.item())

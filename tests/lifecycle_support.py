@@ -16,24 +16,10 @@ from typing import Any
 
 from ssl_core import BackboneProvider, Method, StrictArgs, hookimpl
 from ssl_core.plugins import host
+from ssl_core.testing import tiny_net
 
 IMAGES = 32
 IMAGE_SIDE = 20
-
-
-def tiny_net() -> Any:
-    """A 300-parameter conv net with BatchNorm, the same weights every call."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-    )
 
 
 def make_images(folder: Path, count: int = IMAGES, side: int = IMAGE_SIDE) -> Path:

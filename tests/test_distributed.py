@@ -12,17 +12,9 @@ import pytest
 import torch
 
 import ssl_core
-from conftest import (
-    ONE_STEP_SEED,
-    TINY_RESNET,
-    WIDE,
-    assert_same_step,
-    one_step_on_one_and_two_processes,
-    pretrain_args,
-    run_ssl,
-    sigkill_during_run,
-)
+from conftest import TINY_RESNET, WIDE, pretrain_args, run_ssl
 from ssl_core import ConfigError
+from ssl_core.testing import sigkill_during_run
 
 COMMON = TINY_RESNET
 
@@ -44,18 +36,6 @@ def test_two_processes_end_to_end_through_the_cli(cifar_subset, tmp_path):
     assert steps(out) == list(range(1, 2 * per_epoch + 1))
     state = torch.load(out / "exported_models/exported_last.pt", weights_only=True)
     assert "conv1.weight" in state and not any("module." in k for k in state)
-
-
-def test_one_step_on_two_processes_equals_one_process(tmp_path):
-    one, two = one_step_on_one_and_two_processes(
-        tmp_path, method_args={"hidden_dim": 64, "output_dim": 16}
-    )
-    # The model exactly as the runs build it (seeded with their seed just before).
-    torch.manual_seed(ONE_STEP_SEED)
-    backbone = ssl_core.build_backbone("torchvision/resnet18")
-    simclr = ssl_core.get_method("simclr")
-    initial = simclr(simclr.args_model(hidden_dim=64, output_dim=16)).build(backbone)
-    assert_same_step(one, two, initial.state_dict())
 
 
 def test_batch_must_divide_among_processes(tmp_path, cifar_subset):

@@ -12,8 +12,9 @@ import torch
 import torchvision
 
 import ssl_core
-from conftest import killed_resumed_and_straight, run_ssl
+from conftest import run_ssl
 from lifecycle_support import make_images
+from ssl_core.testing import killed_resumed_and_straight
 from ssl_core.train.monitor import every_epochs
 
 COMMON = {

@@ -49,12 +49,20 @@ def private_imports(source: str) -> list[str]:
 
 
 def plugin_sources() -> list[Path]:
-    """Every module of every plugin under plugins/ (SimCLR, and those added later)."""
-    return sorted((REPO / "plugins").glob("*/src/**/*.py"))
+    """Every module of every plugin under plugins/ (SimCLR, and those added later), and of
+    the plugin template a third party copies."""
+    return sorted(
+        [
+            *(REPO / "plugins").glob("*/src/**/*.py"),
+            *(REPO / "examples/plugin-template").glob("src/**/*.py"),
+        ]
+    )
 
 
 def test_every_plugin_directory_is_checked():
-    plugins = {p.relative_to(REPO / "plugins").parts[0] for p in plugin_sources()}
+    first_party = [p for p in plugin_sources() if p.is_relative_to(REPO / "plugins")]
+    assert any(p.is_relative_to(REPO / "examples/plugin-template") for p in plugin_sources())
+    plugins = {p.relative_to(REPO / "plugins").parts[0] for p in first_party}
     expected = {p.name for p in (REPO / "plugins").iterdir() if (p / "src").is_dir()}
     assert "simclr" in plugins and plugins == expected
 

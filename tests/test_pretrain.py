@@ -10,10 +10,11 @@ import torch
 import torchvision
 
 import ssl_core
-from conftest import SSL_SCRIPT, held_apart_cifar, pretrain_args, run_ssl, sigkill_during_run
+from conftest import SSL_SCRIPT, held_apart_cifar, pretrain_args, run_ssl
 from lifecycle_support import tiny_net
 from ssl_core import ConfigError, NonFiniteLoss
 from ssl_core.eval.knn import embed_images, knn_accuracy
+from ssl_core.testing import sigkill_during_run
 
 SMALL = {
     "model": "torchvision/resnet18",

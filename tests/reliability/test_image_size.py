@@ -14,10 +14,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import ssl_core
-from conftest import WIDE, pretrain_args, run_ssl, sigkill_during_run
+from conftest import WIDE, pretrain_args, run_ssl
 from ssl_core import ConfigError, InputSize
 from ssl_core.cli import app
 from ssl_core.config import resolve
+from ssl_core.testing import sigkill_during_run
 from ssl_core.train.data import prepare_data
 from ssl_core.train.image_size import choose_image_size
 from ssl_simclr import SimCLRTransformArgs

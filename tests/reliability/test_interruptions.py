@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SSL_SCRIPT, WIDE, pretrain_args, run_ssl, signal_during_run
+from conftest import SSL_SCRIPT, WIDE, pretrain_args, run_ssl
 from lifecycle_support import make_images
+from ssl_core.testing import signal_during_run
 from ssl_core.train import run_dir
 
 EPOCHS, BATCH, IMAGES = 3, 8, 64

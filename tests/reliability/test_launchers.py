@@ -18,16 +18,9 @@ from pathlib import Path
 import torch
 
 import ssl_core
-from conftest import (
-    ONE_STEP_SEED,
-    SSL_SCRIPT,
-    TINY_RESNET,
-    WIDE,
-    assert_same_step,
-    pretrain_args,
-    spread_images,
-)
+from conftest import SSL_SCRIPT, TINY_RESNET, WIDE, pretrain_args, spread_images
 from lifecycle_support import make_images
+from ssl_core.testing import ONE_STEP_SEED, assert_same_step
 from ssl_core.train.process_group import free_port
 
 HERE = Path(__file__).parent

@@ -8,8 +8,6 @@ import json
 import math
 import os
 import random
-import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,17 +16,16 @@ import torch.multiprocessing as mp
 import torchvision
 
 import ssl_core
-from conftest import (
-    ONE_STEP_SEED,
-    assert_same_step,
-    killed_resumed_and_straight,
-    one_step_on_one_and_two_processes,
-    run_ssl,
-    spread_images,
-)
-from lifecycle_support import tiny_net
 from ssl_core import RunInfo
-from ssl_core.backbones.backbone import from_module
+from ssl_core.testing import (
+    check_export_loads,
+    check_one_vs_two_processes,
+    check_plugin,
+    check_resume_exact,
+    run_ssl,
+    tiny_backbone,
+    train_steps,
+)
 from ssl_core.transforms import GaussianBlur, RandomSolarize
 from ssl_dino import (
     DINOArgs,
@@ -141,7 +138,7 @@ def run_info(epochs: int = 100, steps_per_epoch: int = 10, batch: int = 8) -> Ru
 
 
 def build_model(run: RunInfo | None = None, **args) -> DINOModel:
-    return DINOModel(from_module(tiny_net()), DINOArgs(**{**SMALL_HEAD, **args}), run or run_info())
+    return DINOModel(tiny_backbone(), DINOArgs(**{**SMALL_HEAD, **args}), run or run_info())
 
 
 def test_teacher_starts_as_a_frozen_copy_and_sees_only_global_views():
@@ -292,20 +289,17 @@ def test_centre_is_the_global_batch_mean_on_every_process(tmp_path):
     torch.testing.assert_close(one.center, 0.1 * outputs.mean(0, keepdim=True))
 
 
-def test_one_step_on_two_processes_equals_one_process(tmp_path):
+def test_one_step_on_two_processes_equals_one_process(ssl_image_folder, tmp_path):
     """Student, teacher and centre alike; the last layer unfrozen so that it moves too."""
-    method_args = {**SMALL_HEAD, "freeze_last_layer_epochs": 0}
-    one, two = one_step_on_one_and_two_processes(
+    one, two = check_one_vs_two_processes(
+        "dino",
+        ssl_image_folder(count=16),
         tmp_path,
-        method="dino",
-        method_args=method_args,
+        running_rtol=1e-4,
+        method_args={**SMALL_HEAD, "freeze_last_layer_epochs": 0},
         optim_args={"name": "sgd", "lr": 0.5, "gradient_clip_norm": None},
     )
     torch.testing.assert_close(two["center"], one["center"], rtol=1e-4, atol=1e-6)
-    torch.manual_seed(ONE_STEP_SEED)  # the module exactly as the runs build it
-    backbone = ssl_core.build_backbone("torchvision/resnet18")
-    initial = DINOModel(backbone, DINOArgs(**method_args), RunInfo(1, 1, 16))
-    assert_same_step(one, two, initial.state_dict(), running_rtol=1e-4)
 
 
 # ---- end to end --------------------------------------------------------------------------
@@ -313,13 +307,9 @@ def test_one_step_on_two_processes_equals_one_process(tmp_path):
 IMAGES, BATCH = 48, 16  # 3 steps an epoch: seconds on two shared cores
 
 
-@pytest.fixture(scope="module")
-def few_images(tmp_path_factory):
-    """48 CIFAR images, every class in."""
-    root = tmp_path_factory.mktemp("dino-images")
-    for path in spread_images(IMAGES):
-        shutil.copy(path, root / f"{path.parent.name}_{path.name}")
-    return root
+@pytest.fixture
+def few_images(ssl_image_folder):
+    return ssl_image_folder(count=IMAGES)
 
 
 SMALL = {
@@ -335,9 +325,17 @@ SMALL = {
 
 def test_trains_resnet_end_to_end_logs_schedules_and_exports_the_teacher(few_images, tmp_path):
     out = tmp_path / "run"
-    result = ssl_core.pretrain(out=out, data=few_images, epochs=2, **SMALL)
     total = 2 * (IMAGES // BATCH)
-    assert result.steps == total
+    result = train_steps(
+        "dino",
+        few_images,
+        out=out,
+        steps=total,
+        epochs=2,
+        batch_size=BATCH,
+        method_args=SMALL_HEAD,
+        transform_args={"num_local_views": 2},
+    )
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     warmup = int(0.3 * total)  # 30 epochs, capped at 30% of the run
     for row in rows:  # the row of step k logs the values of update k − 1
@@ -347,10 +345,9 @@ def test_trains_resnet_end_to_end_logs_schedules_and_exports_the_teacher(few_ima
         temp = 0.04 + 0.03 * step / warmup if step < warmup else 0.07
         assert row["teacher_temp"] == pytest.approx(temp)
         assert math.isfinite(row["loss"])
+    check_export_loads(result)
     checkpoint = torch.load(out / "checkpoints/last.ckpt", weights_only=True)["model"]
     exported = torch.load(out / "exported_models/exported_last.pt", weights_only=True)
-    missing = torchvision.models.resnet18().load_state_dict(exported, strict=False).missing_keys
-    assert set(missing) == {"fc.weight", "fc.bias"}
     for key, value in exported.items():  # the teacher, not the student
         assert torch.equal(value, checkpoint[f"teacher_backbone.model.{key}"]), key
     assert not torch.equal(exported["conv1.weight"], checkpoint["backbone.model.conv1.weight"])
@@ -465,34 +462,18 @@ def test_a_vit_kept_at_one_size_is_refused_before_anything_is_written(few_images
 
 def test_sigkill_then_resume_is_bit_identical_teacher_and_centre_included(few_images, tmp_path):
     epochs, per_epoch = 2, IMAGES // BATCH
-    options = [
-        "pretrain",
-        f"data={few_images}",
-        "model=torchvision/resnet18",
-        "method=dino",
-        f"epochs={epochs}",
-        f"batch_size={BATCH}",
-        "num_workers=0",
-        "precision=32-true",
-        "transform_args.image_size=32",
-        "transform_args.num_local_views=2",
-        *(f"method_args.{key}={value}" for key, value in SMALL_HEAD.items()),
-    ]
-    final, expected, saved_step = killed_resumed_and_straight(options, tmp_path, per_epoch + 1)
-    assert saved_step == per_epoch
-    assert final["step"] == expected["step"] == epochs * per_epoch
+    final, expected = check_resume_exact(
+        "dino",
+        few_images,
+        tmp_path,
+        epochs=epochs,
+        batch_size=BATCH,
+        method_args=SMALL_HEAD,
+        transform_args={"num_local_views": 2},
+    )
+    assert final["step"] == epochs * per_epoch
     assert "center" in expected["model"] and "teacher_head.mlp.0.weight" in expected["model"]
-    for key, value in expected["model"].items():
-        assert torch.equal(final["model"][key], value), key
 
 
-def test_methods_list_and_show_name_dino_and_its_pages_are_generated():
-    listed = run_ssl("methods", "list")
-    assert listed.returncode == 0 and "dino" in listed.stdout
-    shown = run_ssl("methods", "show", "dino")
-    assert shown.returncode == 0, shown.stderr
-    for key in ("teacher_temp", "num_local_views", "local_image_size", "weight_decay_end"):
-        assert key in shown.stdout
-    pages = Path(__file__).parent.parent / "docs/methods/_auto"
-    assert "freeze_last_layer_epochs" in (pages / "dino_method_args.md").read_text()
-    assert "local_image_size" in (pages / "dino_transform_args.md").read_text()
+def test_passes_the_plugin_checks():
+    check_plugin("dino")

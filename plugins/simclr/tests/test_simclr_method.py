@@ -1,4 +1,5 @@
-"""The SimCLR method as the engine builds it: backbone, head and loss in one module."""
+"""The SimCLR method as the engine builds it: backbone, head and loss in one module; and
+the plugin author's kit's checks of the plugin as a whole."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import pytest
 import torch
 
 import ssl_core
+from ssl_core.testing import (
+    check_export_loads,
+    check_one_vs_two_processes,
+    check_plugin,
+    train_steps,
+)
 from ssl_simclr import NTXentLoss, SimCLRArgs
+
+SMALL = {"hidden_dim": 64, "output_dim": 16}
 
 
 def test_simclr_defaults_for_the_engine():
@@ -50,3 +59,19 @@ def test_model_rejects_other_view_counts():
     model = ssl_core.get_method("simclr")(SimCLRArgs()).build(backbone)
     with pytest.raises(ValueError, match="two views"):
         model([torch.randn(2, 3, 32, 32)])
+
+
+def test_passes_the_plugin_checks():
+    check_plugin("simclr")
+
+
+def test_trains_and_its_export_loads_into_torchvision(ssl_image_folder, tmp_path):
+    result = train_steps("simclr", ssl_image_folder(), out=tmp_path / "run", method_args=SMALL)
+    features = check_export_loads(result)
+    assert features.shape == (2, 512)
+
+
+def test_one_step_on_two_processes_equals_one_process(ssl_image_folder, tmp_path):
+    """Gathered negatives and global BatchNorm: two processes of 8 images make the step of
+    one process of 16."""
+    check_one_vs_two_processes("simclr", ssl_image_folder(count=16), tmp_path, method_args=SMALL)

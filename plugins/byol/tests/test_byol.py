@@ -9,18 +9,17 @@ import random
 
 import pytest
 import torch
-import torchvision
 
 import ssl_core
-from conftest import (
-    ONE_STEP_SEED,
-    assert_same_step,
-    killed_resumed_and_straight,
-    one_step_on_one_and_two_processes,
-)
-from lifecycle_support import tiny_net
 from ssl_byol import BYOLArgs, BYOLModel, BYOLTransform, BYOLTransformArgs, byol_loss
-from ssl_core.backbones.backbone import from_module
+from ssl_core.testing import (
+    check_export_loads,
+    check_one_vs_two_processes,
+    check_plugin,
+    check_resume_exact,
+    tiny_backbone,
+    train_steps,
+)
 from ssl_core.transforms import GaussianBlur, RandomSolarize
 
 SMALL_HEADS = {"projection_hidden_dim": 64, "projection_dim": 16, "prediction_hidden_dim": 64}
@@ -103,7 +102,7 @@ def test_no_gradient_reaches_the_target():
 
 
 def build_model(total_steps: int = 10) -> BYOLModel:
-    return BYOLModel(from_module(tiny_net()), BYOLArgs(**SMALL_HEADS), total_steps)
+    return BYOLModel(tiny_backbone(), BYOLArgs(**SMALL_HEADS), total_steps)
 
 
 def test_target_starts_as_a_frozen_copy_of_the_online_network():
@@ -169,34 +168,25 @@ def test_views_are_blurred_and_solarized_asymmetrically():
     assert drawn_rate(second, RandomSolarize, "applied") == pytest.approx(0.2, abs=0.02)
 
 
-SMALL = {
-    "model": "torchvision/resnet18",
-    "method": "byol",
-    "method_args": SMALL_HEADS,
-    "transform_args": {"image_size": 32},
-    "batch_size": 64,
-    "num_workers": 0,
-    "precision": "32-true",
-}
+def test_passes_the_plugin_checks():
+    check_plugin("byol")
 
 
-def test_trains_end_to_end_logs_tau_and_exports_the_online_backbone(cifar_subset, tmp_path):
-    out = tmp_path / "run"
-    result = ssl_core.pretrain(out=out, data=cifar_subset, epochs=2, **SMALL)
-    total = 2 * (300 // 64)
-    assert result.steps == total
-
+def test_trains_end_to_end_logs_tau_and_exports_the_online_backbone(ssl_image_folder, tmp_path):
+    out, total = tmp_path / "run", 8  # 2 epochs of 4 batches of 16
+    images = ssl_image_folder(count=64)
+    result = train_steps(
+        "byol", images, out=out, steps=total, epochs=2, batch_size=16, method_args=SMALL_HEADS
+    )
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == list(range(1, total + 1))
     for row in rows:  # the row of step k logs the τ of update k (counted from 0)
         assert row["momentum"] == pytest.approx(paper_tau(row["step"] - 1, total), abs=1e-7)
-    assert all(math.isfinite(row["loss"]) and 0 <= row["loss"] <= 8 for row in rows)
+    assert all(0 <= row["loss"] <= 8 for row in rows)
 
+    check_export_loads(result)
     checkpoint = torch.load(out / "checkpoints/last.ckpt", weights_only=True)["model"]
     exported = torch.load(out / "exported_models/exported_last.pt", weights_only=True)
-    resnet = torchvision.models.resnet18()
-    missing = resnet.load_state_dict(exported, strict=False).missing_keys
-    assert set(missing) == {"fc.weight", "fc.bias"}
     for key, value in exported.items():  # the online backbone, not the target
         assert torch.equal(value, checkpoint[f"backbone.model.{key}"]), key
     weight = "backbone.model.conv1.weight"
@@ -206,40 +196,33 @@ def test_trains_end_to_end_logs_tau_and_exports_the_online_backbone(cifar_subset
     assert moved < 0.1  # the EMA follows the online weights closely
 
 
-def test_sigkill_then_resume_is_bit_identical_target_included(cifar_subset, tmp_path):
-    epochs, per_epoch = 3, 300 // 64
-    options = [
-        "pretrain",
-        f"data={cifar_subset}",
-        "model=torchvision/resnet18",
-        "method=byol",
-        f"epochs={epochs}",
-        "batch_size=64",
-        "num_workers=0",
-        "precision=32-true",
-        "transform_args.image_size=32",
-        *(f"method_args.{key}={value}" for key, value in SMALL_HEADS.items()),
-    ]
-    final, expected, saved_step = killed_resumed_and_straight(options, tmp_path, per_epoch + 2)
-    assert saved_step == per_epoch
-    assert (final["epoch"], final["step"]) == (expected["epoch"], expected["step"])
+def test_sigkill_then_resume_is_bit_identical_target_included(ssl_image_folder, tmp_path):
+    epochs, per_epoch = 2, 3
+    final, expected = check_resume_exact(
+        "byol",
+        ssl_image_folder(count=per_epoch * 16),
+        tmp_path,
+        epochs=epochs,
+        batch_size=16,
+        method_args=SMALL_HEADS,
+    )
     assert final["step"] == epochs * per_epoch
     assert any(key.startswith("target_") for key in expected["model"])
-    for key, value in expected["model"].items():
-        assert torch.equal(final["model"][key], value), key
     killed = tmp_path / "killed"
     metrics = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
     total = epochs * per_epoch
     assert metrics[-1]["momentum"] == pytest.approx(paper_tau(total - 1, total))
 
 
-def test_one_step_on_two_processes_equals_one_process(tmp_path):
-    """Online and target weights alike (the target moves by (1 − τ) of the online update)."""
-    one, two = one_step_on_one_and_two_processes(tmp_path, method="byol", method_args=SMALL_HEADS)
-    torch.manual_seed(ONE_STEP_SEED)  # the module exactly as the runs build it
-    backbone = ssl_core.build_backbone("torchvision/resnet18")
-    initial = BYOLModel(backbone, BYOLArgs(**SMALL_HEADS), total_steps=1)
-    # The projection's last bias feeds the predictor's BatchNorm, which removes any constant
-    # shift: no gradient reaches it (as in the paper's and lightly's heads).
-    unreachable = ("projection.3.bias", "target_projection.3.bias")
-    assert_same_step(one, two, initial.state_dict(), running_rtol=1e-4, unreachable=unreachable)
+def test_one_step_on_two_processes_equals_one_process(ssl_image_folder, tmp_path):
+    """Online and target weights alike (the target moves by (1 − τ) of the online update).
+    The projection's last bias feeds the predictor's BatchNorm, which removes any constant
+    shift: no gradient reaches it (as in the paper's and lightly's heads)."""
+    check_one_vs_two_processes(
+        "byol",
+        ssl_image_folder(count=16),
+        tmp_path,
+        unreachable=("projection.3.bias", "target_projection.3.bias"),
+        running_rtol=1e-4,
+        method_args=SMALL_HEADS,
+    )
