@@ -44,8 +44,14 @@ except ImportError:  # the site still builds with Sphinx's own theme
 html_title = f"ssl-core {release}"
 
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
+autodoc_typehints = "signature"
+autodoc_inherit_docstrings = False  # not torch's text for an overridden forward()
+autodoc_default_options = {
+    "members": True,
+    "undoc-members": False,
+    "show-inheritance": True,
+    "exclude-members": "model_config",  # pydantic's own, the same on every schema
+}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
@@ -67,21 +73,50 @@ def models_section() -> str:
     return "\n".join(parts)
 
 
+API_GROUPS = (
+    ("Functions", "autofunction"),
+    ("Classes", "autoclass"),
+    ("Errors", "autoexception"),
+    ("Other names", "autodata"),
+)
+FIRST = ("pretrain", "evaluate", "embed", "export")  # the functions most readers want
+
+
+# Names whose own docstring would mislead: pluggy's marker documents pluggy's use.
+API_TEXT = {
+    "hookimpl": (
+        ".. py:decorator:: ssl_core.hookimpl\n\n"
+        "   Marks a function of a plugin's entry-point module as the implementation of one of\n"
+        "   ssl-core's hooks (``ssl_register_methods``, ``ssl_register_transforms``,\n"
+        "   ``ssl_register_backbones``): pluggy's ``HookimplMarker`` for the project\n"
+        "   ``ssl_core``.\n"
+    ),
+}
+
+
+def api_directive(obj: Any) -> str:
+    if isinstance(obj, type) and issubclass(obj, BaseException):
+        return "autoexception"
+    if isinstance(obj, type):
+        return "autoclass"
+    return "autofunction" if callable(obj) else "autodata"
+
+
 def api_section() -> str:
-    """One autodoc entry per name in ``ssl_core.__all__``, in that order."""
-    lines = []
-    for name in ssl_core.__all__:
-        obj = getattr(ssl_core, name)
-        if isinstance(obj, type) and issubclass(obj, BaseException):
-            directive = "autoexception"
-        elif isinstance(obj, type):
-            directive = "autoclass"
-        elif callable(obj):
-            directive = "autofunction"
-        else:
-            directive = "autodata"
-        lines.append(f"```{{{directive}}} ssl_core.{name}\n```\n")
-    return "\n".join(lines)
+    """One autodoc entry per name in ``ssl_core.__all__``: functions, classes, errors."""
+    names = sorted(
+        ssl_core.__all__, key=lambda n: (n not in FIRST, FIRST.index(n) if n in FIRST else 0, n)
+    )
+    parts = []
+    for title, directive in API_GROUPS:
+        group = [n for n in names if api_directive(getattr(ssl_core, n)) == directive]
+        if group:
+            entries = "\n".join(
+                API_TEXT.get(name, f".. {directive}:: ssl_core.{name}\n") for name in group
+            )
+            # Docstrings are reStructuredText: autodoc's output is parsed as such.
+            parts.append(f"### {title}\n\n```{{eval-rst}}\n{entries}```\n")
+    return "\n".join(parts)
 
 
 def testing_section() -> str:
@@ -90,7 +125,7 @@ def testing_section() -> str:
             "`ssl_core.testing` is not part of the installed ssl-core; the kit is described "
             "in [The plugin test kit](../plugin-kit.md).\n"
         )
-    return "```{automodule} ssl_core.testing\n:members:\n```\n"
+    return "```{eval-rst}\n.. automodule:: ssl_core.testing\n   :members:\n```\n"
 
 
 GENERATED = {

@@ -32,7 +32,10 @@ def page_text(site: Path, page: str) -> str:
     html = (site / page).read_text(encoding="utf-8")
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
     text = re.sub(r"<[^>]+>", " ", html)
-    for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'")):
+    # Sphinx's smart quotes and HTML entities back to what the Markdown source says
+    pairs = [("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"), ("\u2019", "'")]
+    pairs += [("\u201c", '"'), ("\u201d", '"'), ("\u2013", "--"), ("\u2014", "---")]
+    for entity, char in pairs:
         text = text.replace(entity, char)
     return " ".join(text.replace("&amp;", "&").split())
 
@@ -81,7 +84,7 @@ def test_guides_and_results_are_part_of_the_site(site: Path) -> None:
         if line.startswith("## ")
     )
     assert page_text(site, "benchmarks.html").count(first_result.replace("`", "")) >= 1
-    assert "What is tried, and what happens" in page_text(site, "reliability.html")
+    assert "Reliability: what is tried, and what happens" in page_text(site, "reliability.html")
     for page in ("getting-started", "models", "outputs", "distributed", "evaluation"):
         assert (site / f"{page}.html").exists(), page
     assert "ssl_image_folder" in page_text(site, "plugin-kit.html")
