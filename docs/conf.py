@@ -125,7 +125,13 @@ def testing_section() -> str:
             "`ssl_core.testing` is not part of the installed ssl-core; the kit is described "
             "in [The plugin test kit](../plugin-kit.md).\n"
         )
-    return "```{eval-rst}\n.. automodule:: ssl_core.testing\n   :members:\n```\n"
+    text = "```{eval-rst}\n.. automodule:: ssl_core.testing\n   :members:\n```\n"
+    if importlib.util.find_spec("ssl_core.testing.pytest_plugin") is not None:
+        text += (
+            "\n### Fixtures\n\n```{eval-rst}\n"
+            ".. automodule:: ssl_core.testing.pytest_plugin\n   :members:\n```\n"
+        )
+    return text
 
 
 GENERATED = {

@@ -3,6 +3,7 @@ generates: each method's defaults, the CLI reference, every public name's docstr
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -70,6 +71,19 @@ def test_api_reference_documents_every_public_name(site: Path) -> None:
     missing = [name for name in ssl_core.__all__ if f'id="ssl_core.{name}"' not in html]
     assert not missing, f"not in the API reference: {missing}"
     assert "Pretrain" in page_text(site, "reference/api.html")  # docstrings, not only names
+
+
+def test_api_reference_documents_the_test_kit_where_installed(site: Path) -> None:
+    html = (site / "reference/api.html").read_text(encoding="utf-8")
+    if importlib.util.find_spec("ssl_core.testing") is None:
+        assert "is not part of the installed ssl-core" in html
+        return
+    import ssl_core.testing
+
+    names = [f"ssl_core.testing.{name}" for name in ssl_core.testing.__all__ if name.islower()]
+    names += [f"ssl_core.testing.pytest_plugin.{n}" for n in ("ssl_image_folder",)]
+    missing = [name for name in names if f'id="{name}"' not in html]
+    assert not missing, f"not in the API reference: {missing}"
 
 
 def test_guides_and_results_are_part_of_the_site(site: Path) -> None:
