@@ -48,9 +48,13 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Regenerate the argument pages and the CLI reference under docs/."""
-    install_project(session)
+    """Regenerate the pages made from the code (`ssl docs`), then build the site with
+    warnings as errors into docs/_build/html (open docs/_build/html/index.html)."""
+    install_project(session, "docs")
     session.run("ssl", "docs", "--out", "docs")
+    # -W: a broken link, include or docstring fails the build instead of a warning
+    build = ("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    session.run(*build, *session.posargs)
 
 
 @nox.session
