@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -442,4 +443,10 @@ cli_plot.register(app)
 
 def main() -> None:
     warnings.showwarning = _show_warning
-    app()
+    try:
+        app()
+    finally:
+        # The command is over and has said why; a Ctrl-C pressed again while the process
+        # exits (a stopped run's user often presses twice) would only print a traceback
+        # from the interpreter's shutdown.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -155,12 +155,15 @@ def test_sigkill_then_resume_removes_leftovers_and_resumes_exactly(
 
 
 def test_ctrl_c_twice_stops_at_once(images, tmp_path):
-    """Steps of about a second (128 px views): the first Ctrl-C lands just after a step
-    began (the metrics line of the one before was just written), the second 0.3 s later,
-    while the run still works towards the step boundary: it stops there and then, before
-    the checkpoint a stop at the boundary would have written (none was due yet)."""
+    """Steps of about a second (128 px views in float32: bf16 on a CPU that has it is
+    several times faster): the first Ctrl-C lands just after a step began (the metrics line
+    of the one before was just written), the second 0.3 s later, while the run still works
+    towards the step boundary: it stops there and then, before the checkpoint a stop at the
+    boundary would have written (none was due yet)."""
     out = tmp_path / "run"
-    options = run_options(out, images, transform_args="image_size=128", checkpoint_every_steps=6)
+    options = run_options(
+        out, images, transform_args="image_size=128", checkpoint_every_steps=6, precision="32-true"
+    )
     stopped = signal_during_run(
         options, out / "metrics.jsonl", 2, (signal.SIGINT, signal.SIGINT), between=0.3
     )
@@ -169,6 +172,19 @@ def test_ctrl_c_twice_stops_at_once(images, tmp_path):
     assert "Stopped at once" in stopped.stderr and "Interrupted at step" not in stopped.stderr
     assert len(metric_rows(out)) < 6
     assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
+
+
+def test_ctrl_c_held_down_ends_in_a_message_never_a_traceback(images, tmp_path):
+    """Ctrl-C pressed many times, 20 ms apart, until the process has exited: whichever
+    one stops the run, the later ones reach a process that is already ending (its handlers
+    gone, the interpreter shutting down) and must not print a traceback."""
+    out = tmp_path / "run"
+    stopped = signal_during_run(
+        run_options(out, images), out / "metrics.jsonl", 1, (signal.SIGINT,) * 100, between=0.02
+    )
+    assert stopped.returncode == 130, stopped.stderr
+    assert "Traceback" not in stopped.stderr + stopped.stdout
+    assert "Stopped at once" in stopped.stderr or "Interrupted at step" in stopped.stderr
 
 
 def test_ctrl_c_reaches_every_process_of_a_two_process_run_and_they_stop_together(images, tmp_path):

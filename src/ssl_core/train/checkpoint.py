@@ -24,7 +24,8 @@ def save_atomic(obj: Any, path: Path) -> None:
             try:
                 torch.save(obj, recording)  # type: ignore[arg-type]
             except RuntimeError:
-                # torch reports the file's OSError as a bare "unexpected pos" RuntimeError.
+                # torch reports what the write raised (a full disk's OSError, a second
+                # Ctrl-C's KeyboardInterrupt) as a bare "unexpected pos" RuntimeError.
                 if recording.error is None:
                     raise
                 raise recording.error from None
@@ -41,16 +42,16 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 
 class _RecordingWriter:
-    """A file for torch.save that keeps the OSError of a failed write."""
+    """A file for torch.save that keeps what a failed write raised."""
 
     def __init__(self, handle: BinaryIO) -> None:
         self.handle = handle
-        self.error: OSError | None = None
+        self.error: BaseException | None = None
 
     def write(self, data: bytes) -> int:
         try:
             return self.handle.write(data)
-        except OSError as exc:
+        except BaseException as exc:
             self.error = exc
             raise
 
