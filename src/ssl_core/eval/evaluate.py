@@ -74,6 +74,7 @@ def run_evaluation(
                 precision,
                 batch_size,
                 progress=lambda n: advance(2 * n),
+                as_training=True,  # the online monitor's figures, exactly
             )
             labels = torch.tensor([data.labels[i] for i in kept])
             parts.append((features, labels, skipped))

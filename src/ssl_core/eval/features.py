@@ -215,11 +215,10 @@ def image_batches(
                 yield indices, torch.stack(images)
 
 
-def prepare_network(network: nn.Module, device: torch.device) -> nn.Module:
-    """Eval mode on ``device``; channels-last for conv nets on a GPU (on a CPU it measured
-    slower for inference)."""
+def prepare_network(network: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    """Eval mode on ``device``; channels-last for conv nets if asked."""
     network = network.eval().to(device)
-    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in network.modules()):
+    if channels_last and any(isinstance(m, nn.Conv2d) for m in network.modules()):
         network = network.to(memory_format=torch.channels_last)
     return network
 
@@ -235,15 +234,20 @@ def extract_features(
     precision: str,
     batch_size: int = 128,
     progress: Callable[[int], None] | None = None,
+    as_training: bool = False,
 ) -> tuple[list[torch.Tensor], list[int], Skipped]:
     """Each network's float32 features (on the CPU) of the readable files, in file order,
-    from one decode of each file; the indices of those files; and the skipped ones."""
+    from one decode of each file; the indices of those files; and the skipped ones.
+
+    Conv nets run channels-last on a GPU; on a CPU it measured slower for inference, so
+    they run in the default memory format there unless ``as_training``: then channels-last
+    as training and its online monitor run them (those kernels sum in another order, which
+    can flip a near-tied kNN vote), so `ssl evaluate` reports the monitor's figure."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
-    nets = [prepare_network(n, device) for n in networks]
-    channels_last = device.type == "cuda" and any(
-        isinstance(m, nn.Conv2d) for n in nets for m in n.modules()
-    )
+    wanted = device.type == "cuda" or as_training
+    nets = [prepare_network(n, device, wanted) for n in networks]
+    channels_last = wanted and any(isinstance(m, nn.Conv2d) for n in nets for m in n.modules())
     mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
     features: list[list[torch.Tensor]] = [[] for _ in nets]
