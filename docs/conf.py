@@ -9,7 +9,6 @@ each is added when present, so the site builds with or without them.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -120,18 +119,12 @@ def api_section() -> str:
 
 
 def testing_section() -> str:
-    if importlib.util.find_spec("ssl_core.testing") is None:
-        return (
-            "`ssl_core.testing` is not part of the installed ssl-core; the kit is described "
-            "in [The plugin test kit](../plugin-kit.md).\n"
-        )
-    text = "```{eval-rst}\n.. automodule:: ssl_core.testing\n   :members:\n```\n"
-    if importlib.util.find_spec("ssl_core.testing.pytest_plugin") is not None:
-        text += (
-            "\n### Fixtures\n\n```{eval-rst}\n"
-            ".. automodule:: ssl_core.testing.pytest_plugin\n   :members:\n```\n"
-        )
-    return text
+    """The kit ships with ssl-core; its fixtures module needs pytest (the docs extra has it)."""
+    return (
+        "```{eval-rst}\n.. automodule:: ssl_core.testing\n   :members:\n```\n"
+        "\n### Fixtures\n\n```{eval-rst}\n"
+        ".. automodule:: ssl_core.testing.pytest_plugin\n   :members:\n```\n"
+    )
 
 
 GENERATED = {
