@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import importlib.metadata
 import os
 import random
 import shutil
@@ -14,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from ssl_core.plugins import ALLOWED_ENV, host
-from ssl_core.testing.processes import SSL_SCRIPT, WIDE
+
+# Re-exported: the tests import these from conftest.
+from ssl_core.testing.processes import SSL_SCRIPT, WIDE, allowing, run_ssl  # noqa: F401
 
 TESTS = Path(__file__).parent
 SHARED_DATA = Path(
@@ -45,52 +46,6 @@ def fresh_plugins(monkeypatch):
     host.reset()
     yield
     host.reset()
-
-
-def entry_point_names(site: Path) -> list[str]:
-    """The ssl-core entry points of the distributions installed in ``site``."""
-    return sorted(
-        {
-            ep.name
-            for dist in importlib.metadata.distributions(path=[str(site)])
-            for ep in dist.entry_points
-            if ep.group == "ssl_core"
-        }
-    )
-
-
-def allowing(environment: dict, sites: list[Path]) -> dict:
-    """``environment`` with the entry points installed in ``sites`` allowed too."""
-    allowed = environment.get(ALLOWED_ENV)
-    if allowed:  # unset: every plugin loads already
-        names = [n for site in sites for n in entry_point_names(site)]
-        environment = {**environment, ALLOWED_ENV: ",".join([allowed, *names])}
-    return environment
-
-
-def run_ssl(
-    *args: str,
-    extra_path: list[Path] | None = None,
-    env: dict | None = None,
-    timeout: float = 300,
-    cwd: Path | None = None,
-) -> subprocess.CompletedProcess:
-    """Run the installed ``ssl`` console script as a user would."""
-    environment = {**os.environ, **WIDE, **(env or {})}
-    if extra_path:
-        if ALLOWED_ENV not in (env or {}):
-            environment = allowing(environment, extra_path)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [str(p) for p in extra_path] + [environment.get("PYTHONPATH", "")]
-        )
-    return subprocess.run(
-        [str(SSL_SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=timeout,
-        cwd=cwd,
-    )
 
 
 def pretrain_args(**options: object) -> list[str]:

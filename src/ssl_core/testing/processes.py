@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ssl_core.plugins import ALLOWED_ENV, ENTRY_POINT_GROUP
 
 SSL_SCRIPT = Path(sys.executable).with_name("ssl")
 WIDE = {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}  # help and tables unwrapped
@@ -20,12 +23,37 @@ def ssl_command() -> list[str]:
 
 def child_environment(env: dict | None = None, extra_path: list[Path] | None = None) -> dict:
     """This process's environment for a child, wide and uncoloured; ``extra_path`` first on
-    its PYTHONPATH (a plugin installed into a directory of its own)."""
+    its PYTHONPATH (a plugin installed into a directory of its own), and that plugin's entry
+    points allowed where an allow-list (``SSL_CORE_PLUGINS``) would leave them out, unless
+    ``env`` sets the list itself."""
     environment = {**os.environ, **WIDE, **(env or {})}
     if extra_path:
+        if ALLOWED_ENV not in (env or {}):
+            environment = allowing(environment, extra_path)
         environment["PYTHONPATH"] = os.pathsep.join(
             [str(p) for p in extra_path] + [environment.get("PYTHONPATH", "")]
         )
+    return environment
+
+
+def entry_point_names(site: Path) -> list[str]:
+    """The ssl-core entry points of the distributions installed in ``site``."""
+    return sorted(
+        {
+            ep.name
+            for dist in importlib.metadata.distributions(path=[str(site)])
+            for ep in dist.entry_points
+            if ep.group == ENTRY_POINT_GROUP
+        }
+    )
+
+
+def allowing(environment: dict, sites: list[Path]) -> dict:
+    """``environment`` with the entry points installed in ``sites`` allowed too."""
+    allowed = environment.get(ALLOWED_ENV)
+    if allowed:  # unset: every plugin loads already
+        names = [n for site in sites for n in entry_point_names(site)]
+        environment = {**environment, ALLOWED_ENV: ",".join([allowed, *names])}
     return environment
 
 
