@@ -62,6 +62,13 @@ def test_a_run_records_ssl_core_and_each_plugins_distribution(tmp_path, installe
     assert "pip install 'ssl-fake-method==0.3.0'" in message
     assert "Unknown method" not in message and "Traceback" not in message
 
+    # Installed but left out by an allow-list: the resume says so, not "install it".
+    core_only = "torchvision,timm,simclr,byol,dino"
+    left_out = run_ssl(*args, "--resume", extra_path=site, env={"SSL_CORE_PLUGINS": core_only})
+    assert left_out.returncode == 2, left_out.stderr
+    message = " ".join(left_out.stderr.split())
+    assert "installed but not in SSL_CORE_PLUGINS: add 'fake' to it" in message
+
     # Installed again: the resume goes on (the run had finished: it exports again).
     again = run_ssl(*args, "--resume", extra_path=site)
     assert again.returncode == 0, again.stderr

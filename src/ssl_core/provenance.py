@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ssl_core.errors import ConfigError
-from ssl_core.plugins import host
+from ssl_core.plugins import ALLOWED_ENV, host
+from ssl_core.registry import PROVIDER
 
 # What a run records, by the registry table each is looked up in.
 COMPONENTS = {"method": "methods", "transform": "transforms", "backbone_provider": "backbones"}
+# The registry's name for each kind (its ``conflicts`` are keyed by these).
+REGISTRY_KINDS = {"method": "method", "transform": "transform", "backbone_provider": PROVIDER}
 
 
 class ProvenanceWarning(UserWarning):
@@ -77,6 +80,8 @@ def check_resume(out: Path) -> None:
         if not isinstance(entry, dict) or not entry.get("name"):
             continue
         current = getattr(host.registry, table).get(entry["name"])
+        if entry["name"] in host.registry.conflicts.get(REGISTRY_KINDS[kind], {}):
+            continue  # installed twice: the lookup that follows names both and what to do
         if current is None:
             missing.append(_missing(kind, entry))
             continue
@@ -124,6 +129,8 @@ def _missing(kind: str, entry: dict[str, Any]) -> str:
             f"{origin}, which is installed but blocked: remove '{plugin}' from "
             "SSL_CORE_BLOCKED_PLUGINS."
         )
+    if info is not None and info.status == "not allowed":
+        return f"{origin}, which is installed but not in {ALLOWED_ENV}: add '{plugin}' to it."
     if info is not None and info.status == "broken":
         return f"{origin}, which is installed but failed to load: {info.error}."
     pin = f"{distribution}=={version}" if version else distribution
