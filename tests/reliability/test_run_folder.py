@@ -20,7 +20,7 @@ import torch
 from conftest import SSL_SCRIPT, WIDE, pretrain_args, run_ssl
 from lifecycle_support import make_images
 from ssl_core.errors import ConfigError
-from ssl_core.train import checkpoint, run_dir, run_folder
+from ssl_core.train import run_dir, run_folder
 
 
 @pytest.fixture(scope="module")
@@ -154,34 +154,6 @@ def _on_small_tmpfs(folder: Path, megabytes: int, command: list[str], then: str)
         f'"$@"; status=$?; {then}; exit $status'
     )
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *command]
-
-
-def test_ctrl_c_while_a_checkpoint_is_written_is_a_ctrl_c_and_keeps_the_old_one(tmp_path):
-    """torch.save writes through Python; a Ctrl-C landing in one of those writes reached the
-    user as torch's bare "unexpected pos" RuntimeError, a traceback instead of a stop. A
-    timer sends SIGINT at twelve moments spread over the writing of ~200 MB, so some land in
-    a write and others in torch's own code: each must be a KeyboardInterrupt."""
-    path = tmp_path / "last.ckpt"
-    big = {"step": 2, "weights": [torch.ones(2**20 * 5) for _ in range(10)]}
-    began = time.perf_counter()
-    checkpoint.save_atomic(big, tmp_path / "timing.ckpt")
-    seconds = time.perf_counter() - began
-    (tmp_path / "timing.ckpt").unlink()
-    checkpoint.save_atomic({"step": 1}, path)
-    previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
-    try:
-        for moment in range(12):
-            signal.setitimer(signal.ITIMER_REAL, 0.001 + seconds * moment / 12)
-            with pytest.raises(KeyboardInterrupt):
-                checkpoint.save_atomic(big, path)
-                time.sleep(5)  # the save ended before the timer: let it interrupt the sleep
-            # the old checkpoint or, if the interrupt came after the rename, the new one
-            kept = torch.load(path, weights_only=True, mmap=True)
-            assert kept["step"] == 1 or torch.equal(kept["weights"][9], big["weights"][9])
-            # (an interrupt inside the clean-up may leave the temporary file: resume removes it)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _can_mount_tmpfs(folder: Path) -> bool:

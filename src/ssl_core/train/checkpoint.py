@@ -29,6 +29,8 @@ def save_atomic(obj: Any, path: Path) -> None:
                 if recording.error is None:
                     raise
                 raise recording.error from None
+            if recording.error is not None:  # a failed write torch did not report
+                raise recording.error
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
